@@ -1,0 +1,82 @@
+"""The challenge metrics equal sklearn's on pooled random inputs."""
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, r2_score
+
+from evaluation.metrics import ChartAccumulator, challenge_scores, combine
+from scenes import contract as C
+
+
+def _random_chart(rng, chart, n, mask_frac=0.3, pred_noise=0.4):
+    k = C.N_CLASSES[chart]
+    true = rng.integers(0, k, n).astype(np.uint8)
+    pred = true.copy()
+    flip = rng.random(n) < pred_noise
+    pred[flip] = rng.integers(0, k, flip.sum())
+    true[rng.random(n) < mask_frac] = C.MASK_VALUE
+    return true, pred
+
+
+def _sklearn_scores(true, pred):
+    raw = {}
+    for chart in C.LABEL_CHARTS:
+        t = np.concatenate(true[chart]); p = np.concatenate(pred[chart])
+        v = t != 255
+        fn = r2_score if chart == "SIC" else (lambda a, b: f1_score(a, b, average="weighted"))
+        raw[chart] = fn(t[v], p[v])
+    out = {c: round(raw[c] * 100, 3) for c in C.LABEL_CHARTS}
+    out["combined"] = round((2 * out["SIC"] + 2 * out["SOD"] + out["FLOE"]) / 5, 3)
+    return raw, out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pooled_scores_equal_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    true = {c: [] for c in C.LABEL_CHARTS}
+    pred = {c: [] for c in C.LABEL_CHARTS}
+    for _ in range(3):  # three "scenes" of different sizes, pooled
+        n = int(rng.integers(200, 3000))
+        for chart in C.LABEL_CHARTS:
+            t, p = _random_chart(rng, chart, n)
+            true[chart].append(t); pred[chart].append(p)
+    raw, expected = _sklearn_scores(true, pred)
+    for chart in C.LABEL_CHARTS:
+        acc = ChartAccumulator(chart)
+        for t, p in zip(true[chart], pred[chart]):
+            acc.add(t, p)
+        assert acc.score() == pytest.approx(raw[chart], rel=1e-12, abs=1e-12)
+    assert challenge_scores(true, pred) == expected
+
+
+def test_f1_with_absent_and_spurious_classes_equals_sklearn():
+    rng = np.random.default_rng(7)
+    true = rng.choice([0, 4, 5], 5000).astype(np.uint8)      # SOD classes 1-3 absent in truth
+    pred = rng.choice([0, 1, 4, 5, 200], 5000).astype(np.uint8)  # predicts an absent class and junk
+    acc = ChartAccumulator("SOD"); acc.add(true, pred)
+    assert acc.score() == pytest.approx(f1_score(true, pred, average="weighted"), abs=1e-12)
+
+
+def test_r2_constant_truth_follows_sklearn_convention():
+    true = np.full(100, 10, np.uint8)
+    for pred in (true.copy(), np.full(100, 9, np.uint8)):
+        acc = ChartAccumulator("SIC"); acc.add(true, pred)
+        assert acc.score() == r2_score(true, pred)
+
+
+def test_rounding_and_combined():
+    out = combine({"SIC": 0.9123456, "SOD": 0.8866664, "FLOE": 0.7000049})
+    assert out == {"SIC": 91.235, "SOD": 88.667, "FLOE": 70.0,
+                   "combined": round((2 * 91.235 + 2 * 88.667 + 70.0) / 5, 3)}
+
+
+def test_missing_chart_scores_zero():
+    rng = np.random.default_rng(1)
+    t, p = _random_chart(rng, "SIC", 1000)
+    out = challenge_scores({"SIC": t, "SOD": t, "FLOE": t}, {"SIC": p})
+    assert out["SOD"] == 0 and out["FLOE"] == 0
+    assert out["combined"] == round(2 * out["SIC"] / 5, 3)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="SIC"):
+        ChartAccumulator("SIC").add(np.zeros(5, np.uint8), np.zeros(6, np.uint8))
