@@ -1,0 +1,235 @@
+"""Open and validate AI4Arctic ready-to-train scene files.
+
+Scenes are opened lazily with xarray (``h5netcdf`` engine, no decoding of
+fills, so SAR fill pixels stay exactly 0.0 and labels keep their 255s) and
+checked against the contract in :mod:`scenes.contract`. Every violation is
+raised as one :class:`SceneError` line naming the file, the variable, what was
+expected and how to fix it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import contract as C
+
+log = logging.getLogger(__name__)
+
+KINDS = ("train", "test", "reference")
+#: Rows read at a time when scanning values, to keep memory bounded.
+_SCAN_ROWS = 512
+
+
+class SceneError(ValueError):
+    """A scene file (or folder of scenes) does not meet the data contract."""
+
+    def __init__(self, path, variable, problem, fix):
+        self.path, self.variable = str(path), variable
+        where = f"{path}: {variable}: " if variable else f"{path}: "
+        super().__init__(f"{where}{problem}; {fix}")
+
+
+def scene_key(path) -> str:
+    """Scene key: the first 19 characters of the file name."""
+    return Path(path).name[: C.KEY_LENGTH]
+
+
+def scene_kind(path) -> str | None:
+    """``"reference"`` for ``*_prep_reference.nc``, else None (train or test by content)."""
+    parsed = C.parse_scene_name(Path(path).name)
+    if parsed is None:
+        return None
+    return "reference" if parsed[1] else None
+
+
+def list_scenes(directory, *, kind: str | None = None) -> list[Path]:
+    """Sorted scene files of a folder.
+
+    Parameters
+    ----------
+    directory : path-like
+        Folder holding ``*_prep.nc`` (train/test) or ``*_prep_reference.nc`` files.
+    kind : {"train", "test", "reference"}, optional
+        Which files to list; ``"reference"`` lists ``*_prep_reference.nc``,
+        the others ``*_prep.nc``. Default: whatever scene files are there.
+
+    Raises
+    ------
+    SceneError
+        Missing folder, no scene files, or two files with the same scene key.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SceneError(directory, None, "is not a folder",
+                         "pass the folder that holds the *_prep.nc scene files")
+    paths, ignored = [], []
+    for p in sorted(directory.iterdir()):
+        if not p.name.endswith(".nc") or not p.is_file():
+            continue
+        parsed = C.parse_scene_name(p.name)
+        if parsed is None:
+            ignored.append(p.name)
+            continue
+        is_ref = parsed[1]
+        if kind is None or (kind == "reference") == is_ref:
+            paths.append(p)
+    if ignored:
+        log.warning("%s: ignored %d .nc file(s) not named YYYYMMDDTHHMMSS_{dmi|cis}_prep[_reference].nc: %s",
+                    directory, len(ignored), ", ".join(ignored[:5]))
+    if not paths:
+        wanted = "*_prep_reference.nc" if kind == "reference" else "*_prep.nc"
+        raise SceneError(directory, None, f"contains no scene files ({wanted})",
+                         "check the path, or create synthetic scenes with `run.py synth --out DIR`")
+    seen: dict[str, Path] = {}
+    for p in paths:
+        k = scene_key(p)
+        if k in seen:
+            raise SceneError(p, None, f"has the same scene key {k} as {seen[k].name}",
+                             "keep one file per scene in the folder")
+        seen[k] = p
+    return paths
+
+
+def open_scene(path, *, kind: str | None = None, validate: bool = True,
+               check_values: bool = True) -> xr.Dataset:
+    """Open one scene lazily and check it against the contract.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``*_prep.nc`` or ``*_prep_reference.nc`` file.
+    kind : {"train", "test", "reference"}, optional
+        Expected kind. Default: ``"reference"`` by file name, else ``"train"``
+        when the labels are present, else ``"test"``.
+    validate : bool
+        Check variables, dims, dtypes and the 2 km grid (cheap, metadata only).
+    check_values : bool
+        Also scan label classes and SAR fills (reads the SAR-grid variables
+        in row blocks).
+
+    Returns
+    -------
+    xarray.Dataset
+        Raw stored values (z-scored inputs, uint8 labels), with
+        ``ds.attrs["scene_key"]``, ``ds.attrs["scene_kind"]`` and
+        ``ds.encoding["source"]`` set.
+    """
+    path = Path(path)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if not path.is_file():
+        raise SceneError(path, None, "no such file", "check the path")
+    try:
+        ds = xr.open_dataset(path, engine="h5netcdf", mask_and_scale=False,
+                             decode_times=False, decode_coords=False)
+    except Exception as exc:  # h5py/xarray raise many types for a bad file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SceneError(path, None, f"cannot be read as NetCDF4/HDF5 ({reason})",
+                         "the file is truncated or not a scene: download or write it again") from None
+    if kind is None:
+        kind = scene_kind(path) or ("train" if all(c in ds for c in C.LABEL_CHARTS) else "test")
+    ds.attrs["scene_key"] = scene_key(path)
+    ds.attrs["scene_kind"] = kind
+    ds.encoding["source"] = str(path)
+    if validate:
+        try:
+            validate_scene(ds, path, kind, check_values=check_values)
+        except Exception:
+            ds.close()
+            raise
+    return ds
+
+
+def required_vars(kind: str) -> tuple[str, ...]:
+    """Variables a scene of this kind must hold."""
+    return {"train": C.TRAIN_VARS, "test": C.TEST_VARS, "reference": C.LABEL_CHARTS}[kind]
+
+
+def validate_scene(ds: xr.Dataset, path, kind: str, *, check_values: bool = True) -> None:
+    """Raise :class:`SceneError` on the first contract violation of a scene."""
+    for var in required_vars(kind):
+        if var not in ds.variables:
+            raise SceneError(path, var, f"missing (a {kind} scene needs all of "
+                             f"{len(required_vars(kind))} contract variables)",
+                             "use an unmodified AI4Arctic ready-to-train file or regenerate it")
+    for var in required_vars(kind):
+        da = ds[var]
+        if da.dims != C.VAR_DIMS[var]:
+            raise SceneError(path, var, f"has dims {da.dims}, expected {C.VAR_DIMS[var]}",
+                             "the file does not follow the ready-to-train layout")
+        if da.dtype != C.VAR_DTYPES[var]:
+            raise SceneError(path, var, f"has dtype {da.dtype}, expected {C.VAR_DTYPES[var]}",
+                             "store it with the contract dtype")
+    sar_shape = tuple(ds.sizes[d] for d in C.SAR_DIMS)
+    if kind != "reference":
+        expected = C.grid2km_shape(sar_shape)
+        got = tuple(ds.sizes[d] for d in C.GRID2KM_DIMS)
+        if got != expected:
+            raise SceneError(path, "2km grid", f"is {got[0]} x {got[1]} for a {sar_shape[0]} x "
+                             f"{sar_shape[1]} SAR grid, expected floor(n/25) = {expected[0]} x {expected[1]}",
+                             "the 2 km variables must cover the SAR grid in 25 x 25 cells")
+    if min(sar_shape) < C.GRID2KM_FACTOR:
+        raise SceneError(path, "nersc_sar_primary", f"SAR grid {sar_shape} is smaller than one 2 km cell",
+                         "use scenes of at least 25 x 25 pixels")
+    if check_values:
+        _check_values(ds, path, kind)
+
+
+def _row_blocks(n_rows: int):
+    for r0 in range(0, n_rows, _SCAN_ROWS):
+        yield slice(r0, min(r0 + _SCAN_ROWS, n_rows))
+
+
+def _check_values(ds: xr.Dataset, path, kind: str) -> None:
+    n_rows = ds.sizes[C.SAR_DIMS[0]]
+    if kind in ("train", "reference"):
+        for chart in C.LABEL_CHARTS:
+            counts = np.zeros(256, np.int64)
+            for rows in _row_blocks(n_rows):
+                counts += np.bincount(ds[chart][rows].values.ravel(), minlength=256)
+            bad = [c for c in np.flatnonzero(counts) if c >= C.N_CLASSES[chart] and c != C.MASK_VALUE]
+            if bad:
+                raise SceneError(path, chart, f"holds class {bad[0]} outside 0..{C.N_CLASSES[chart] - 1} "
+                                 f"or {C.MASK_VALUE}", "labels must be class indices or 255 for masked")
+    if kind in ("train", "test"):
+        n_valid = 0
+        for var in C.SAR_GRID_VARS:
+            for rows in _row_blocks(n_rows):
+                block = ds[var][rows].values
+                if not np.isfinite(block).all():
+                    raise SceneError(path, var, "holds NaN or infinite values",
+                                     "invalid SAR-grid pixels must be exactly 0.0 (the contract's fill)")
+                if var == C.SAR_VARS[0]:
+                    n_valid += int(np.count_nonzero(block))
+        for var in C.GRID2KM_VARS:
+            if not np.isfinite(ds[var].values).all():
+                raise SceneError(path, var, "holds NaN or infinite values",
+                                 "2 km variables are never masked in the contract")
+        if n_valid == 0:
+            raise SceneError(path, C.SAR_VARS[0], "has no valid pixel (all 0.0 = no data)",
+                             "remove this scene from the folder")
+
+
+def iter_scenes(path, *, kind: str | None = None, **kwargs):
+    """Yield ``(path, dataset)`` for one scene file or every scene of a folder.
+
+    Each dataset is closed once the consumer moves on.
+    """
+    path = Path(path)
+    paths = list_scenes(path, kind=kind) if path.is_dir() else [path]
+    for p in paths:
+        ds = open_scene(p, kind=kind, **kwargs)
+        try:
+            yield p, ds
+        finally:
+            ds.close()
+
+
+def atomic_path(final) -> Path:
+    """A temporary sibling of ``final`` to write to before ``os.replace``."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
