@@ -1,0 +1,445 @@
+"""Numba kernels for sliding-window GLCM (Haralick) texture.
+
+Private: callers go through :mod:`featurize.texture`, which validates the
+inputs, pads the image and allocates the output. The kernels only fill it.
+
+How the sliding update works
+----------------------------
+Every co-occurrence matrix is symmetric (skimage ``symmetric=True``), so a
+pixel pair ``(a, b)`` adds 1 to cells ``(a, b)`` and ``(b, a)`` (2 to the
+diagonal cell when ``a == b``). We store one count ``u`` per unordered pair
+of levels (upper triangle, ``lo * L + hi``) and keep, per matrix, integer
+running sums from which every property follows exactly:
+
+* ``s = sum(u**2) + sum_diag(u**2)``: the symmetric matrix has
+  ``sum(c**2) = 2 s`` (ASM, energy);
+* ``e = sum(u log u)`` in fixed point (``ENT_SCALE``): the symmetric matrix
+  has ``sum(c log c) = 2 e + 2 log(2) n_diag`` (entropy);
+* the "linear" pair sums ``|a-b|``, ``1/(1+(a-b)**2)`` (fixed point),
+  ``a+b``, ``a**2+b**2``, ``2ab`` and ``[a == b]``, which give dissimilarity,
+  homogeneity, contrast, mean, variance, std and correlation.
+
+The counts and ``s``, ``e`` are updated as the window moves one column: the
+pairs whose first pixel sits in the column that leaves are removed and those
+whose first pixel sits in the column that enters are added, O(window) per
+matrix and pixel. Each thread first turns its chunk of rows into pair codes
+(count index and diagonal flag of every pixel pair, column-major), so the hot
+loop is a load, a count update and a table look-up per pair; the counts are
+only kept when a requested property needs them (ASM, energy, entropy). The linear sums need no counts: they come from per-column
+sums that slide down the rows of a chunk and across the columns of a row,
+O(1) per pixel. Integer (and fixed-point) accumulators make the result
+independent of the path, so :func:`glcm_points_kernel`, which builds each
+window from scratch, gives bit-identical values.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+#: Fixed-point scale of the ``u log u`` table and of the homogeneity weights.
+ENT_SCALE = 2.0 ** 32
+HOM_SCALE = 2.0 ** 32
+LOG2 = math.log(2.0)
+
+# slots of the linear pair sums
+_DIS, _HOM, _S1, _S2, _S11, _ND = 0, 1, 2, 3, 4, 5
+N_LIN = 6
+N_PROPS = 10
+
+#: Property name -> code understood by the kernels (skimage's names).
+PROP_CODES = {
+    "contrast": 0,
+    "dissimilarity": 1,
+    "homogeneity": 2,
+    "ASM": 3,
+    "energy": 4,
+    "correlation": 5,
+    "mean": 6,
+    "variance": 7,
+    "std": 8,
+    "entropy": 9,
+}
+
+
+def ulogu_delta_table(max_count):
+    """``DF[u] = F(u+1) - F(u)`` with ``F(u) = round(u log u * ENT_SCALE)``.
+
+    Differences of one rounded table, so any sequence of +1/-1 updates sums to
+    exactly ``sum F(u)`` over the cells.
+    """
+    u = np.arange(max_count + 2, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(u > 0, u * np.log(np.maximum(u, 1.0)), 0.0)
+    fixed = np.rint(f * ENT_SCALE).astype(np.int64)
+    return np.diff(fixed)
+
+
+def homogeneity_table(levels):
+    """``HT[d] = round(HOM_SCALE / (1 + d**2))`` for ``d = |a - b|``."""
+    d = np.arange(levels, dtype=np.float64)
+    return np.rint(HOM_SCALE / (1.0 + d * d)).astype(np.int64)
+
+
+@njit(cache=True, inline="always")
+def _ix(i):
+    # unsigned indices spare numba's negative-index wraparound in hot loops
+    return np.uint64(i)
+
+
+@njit(cache=True, inline="always")
+def _code(a, b, base, levels):
+    """Pair code: count index of the unordered level pair (a, b) << 1 | [a == b]."""
+    lo = min(a, b)
+    hi = a + b - lo
+    return ((base + lo * levels + hi) << 1) | np.int64(a == b)
+
+
+@njit(cache=True, inline="always")
+def _add_pair(q, counts, dft):
+    """Count one pair of code ``q``; return its change of (s, e).
+
+    ``s`` = sum(u**2) + sum_diag(u**2), ``e`` = fixed-point sum(u log u).
+    """
+    idx = _ix(q >> 1)
+    u = np.int64(counts[idx])
+    counts[idx] = u + 1
+    return (2 * u + 1) << (q & 1), dft[_ix(u)]
+
+
+@njit(cache=True, inline="always")
+def _remove_pair(q, counts, dft):
+    """Uncount one pair of code ``q``; return its change of (s, e)."""
+    idx = _ix(q >> 1)
+    u = np.int64(counts[idx]) - 1
+    counts[idx] = u
+    return -((2 * u + 1) << (q & 1)), -dft[_ix(u)]
+
+
+@njit(cache=True, inline="always")
+def _add_codes(codes, p0, n, counts, dft):
+    """Count the ``n`` pairs ``codes[p0:p0 + n]``; return the change of (s, e)."""
+    s = np.int64(0)
+    e = np.int64(0)
+    for j in range(n):
+        ds, de = _add_pair(np.int64(codes[_ix(p0 + j)]), counts, dft)
+        s += ds
+        e += de
+    return s, e
+
+
+@njit(cache=True, inline="always")
+def _slide_codes(codes, pout, pin, n, counts, dft):
+    """Uncount ``codes[pout:pout + n]``, count ``codes[pin:pin + n]``; return (ds, de)."""
+    s = np.int64(0)
+    e = np.int64(0)
+    for j in range(n):
+        ds, de = _remove_pair(np.int64(codes[_ix(pout + j)]), counts, dft)
+        s += ds
+        e += de
+        ds, de = _add_pair(np.int64(codes[_ix(pin + j)]), counts, dft)
+        s += ds
+        e += de
+    return s, e
+
+
+@njit(cache=True, inline="always")
+def _clear_codes(codes, p0, n, counts):
+    """Zero the cells of the pairs ``codes[p0:p0 + n]`` (end of a window's life)."""
+    for j in range(n):
+        counts[_ix(np.int64(codes[_ix(p0 + j)]) >> 1)] = 0
+
+
+@njit(cache=True, inline="always")
+def _pair_linear(a, b, ht):
+    """The six linear pair values of the pair (a, b), in slot order."""
+    d = a - b
+    ad = abs(d)
+    return ad, ht[_ix(ad)], a + b, a * a + b * b, 2 * a * b, np.int64(d == 0)
+
+
+@njit(cache=True, inline="always")
+def _add_row_linear(flat, prow, ncol, dd, ht, cs, cbase, wp):
+    """Column sums ``cs[cbase + f * wp + x] +=`` pair values of pairs on row ``prow``."""
+    for x in range(ncol):
+        v0, v1, v2, v3, v4, v5 = _pair_linear(np.int64(flat[_ix(prow + x)]),
+                                              np.int64(flat[_ix(prow + x + dd)]), ht)
+        cs[_ix(cbase + x)] += v0
+        cs[_ix(cbase + wp + x)] += v1
+        cs[_ix(cbase + 2 * wp + x)] += v2
+        cs[_ix(cbase + 3 * wp + x)] += v3
+        cs[_ix(cbase + 4 * wp + x)] += v4
+        cs[_ix(cbase + 5 * wp + x)] += v5
+
+
+@njit(cache=True, inline="always")
+def _slide_row_linear(flat, pout, pin, ncol, dd, ht, cs, cbase, wp):
+    """Column sums: remove the pairs on row ``pout``, add those on row ``pin``."""
+    for x in range(ncol):
+        o0, o1, o2, o3, o4, o5 = _pair_linear(np.int64(flat[_ix(pout + x)]),
+                                              np.int64(flat[_ix(pout + x + dd)]), ht)
+        i0, i1, i2, i3, i4, i5 = _pair_linear(np.int64(flat[_ix(pin + x)]),
+                                              np.int64(flat[_ix(pin + x + dd)]), ht)
+        cs[_ix(cbase + x)] += i0 - o0
+        cs[_ix(cbase + wp + x)] += i1 - o1
+        cs[_ix(cbase + 2 * wp + x)] += i2 - o2
+        cs[_ix(cbase + 3 * wp + x)] += i3 - o3
+        cs[_ix(cbase + 4 * wp + x)] += i4 - o4
+        cs[_ix(cbase + 5 * wp + x)] += i5 - o5
+
+
+@njit(cache=True, inline="always")
+def _finalize(s_k, e_k, lin, geo, log_n, weight, props, need, vals, res):
+    """Weighted mean over the matrices of each requested property, into ``res``.
+
+    ``geo[k]`` holds (pairs, n = 2 pairs, 1/pairs, 1/n, 1/n**2); ``need``
+    flags (sqrt of ASM, correlation, std, entropy) skip unused costly terms.
+    """
+    for k in range(weight.size):
+        n = np.int64(geo[k, 1])
+        inv_p = geo[k, 2]
+        inv_n = geo[k, 3]
+        inv_n2 = geo[k, 4]
+        lb = k * N_LIN
+        s1 = lin[lb + _S1]
+        s2 = lin[lb + _S2]
+        s11 = lin[lb + _S11]
+        # n**2 * variance, exact in integers
+        vnum = n * s2 - s1 * s1
+        asm = 2.0 * s_k[k] * inv_n2
+        var = vnum * inv_n2
+        vb = k * N_PROPS
+        vals[vb + 0] = (s2 - s11) * inv_p
+        vals[vb + 1] = lin[lb + _DIS] * inv_p
+        vals[vb + 2] = lin[lb + _HOM] * (inv_p / HOM_SCALE)
+        vals[vb + 3] = asm
+        vals[vb + 6] = s1 * inv_n
+        vals[vb + 7] = var
+        if need[0]:
+            vals[vb + 4] = math.sqrt(asm)
+        if need[1]:
+            # skimage: correlation is 1 where a marginal std is 0 (constant window)
+            vals[vb + 5] = (n * s11 - s1 * s1) / vnum if vnum > 0 else 1.0
+        if need[2]:
+            vals[vb + 8] = math.sqrt(var)
+        if need[3]:
+            vals[vb + 9] = log_n[k] - ((2.0 / ENT_SCALE) * e_k[k]
+                                       + 2.0 * LOG2 * lin[lb + _ND]) * inv_n
+    for p in range(props.size):
+        acc = 0.0
+        for k in range(weight.size):
+            acc += weight[k] * vals[k * N_PROPS + props[p]]
+        res[p] = acc
+
+
+@njit(cache=True)
+def _geometry(window, odr, odc, wp, props):
+    """Per-offset window geometry and the flags of the costly property terms.
+
+    Returns ``ylo`` (first pair row in the window), ``nrows``/``ncols`` (pair
+    rows/columns), ``dd`` (flat step to the partner pixel), ``geo`` (see
+    :func:`_finalize`), ``log_n``, ``need`` and ``need_counts``.
+    """
+    n_off = odr.size
+    ylo = np.empty(n_off, np.int64)
+    nrows = np.empty(n_off, np.int64)
+    ncols = np.empty(n_off, np.int64)
+    dd = np.empty(n_off, np.int64)
+    geo = np.empty((n_off, 5), np.float64)
+    log_n = np.empty(n_off, np.float64)
+    for k in range(n_off):
+        ylo[k] = max(0, -odr[k])
+        nrows[k] = window - abs(odr[k])
+        ncols[k] = window - odc[k]
+        dd[k] = odr[k] * wp + odc[k]
+        pk = nrows[k] * ncols[k]
+        geo[k, 0] = pk
+        geo[k, 1] = 2 * pk
+        geo[k, 2] = 1.0 / pk
+        geo[k, 3] = 1.0 / (2 * pk)
+        geo[k, 4] = geo[k, 3] * geo[k, 3]
+        log_n[k] = math.log(2.0 * pk)
+    need = np.zeros(4, np.bool_)
+    need_counts = False
+    for p in range(props.size):
+        c = props[p]
+        need[0] |= c == 4
+        need[1] |= c == 5
+        need[2] |= c == 8
+        need[3] |= c == 9
+        need_counts |= c == 3 or c == 4 or c == 9
+    return ylo, nrows, ncols, dd, geo, log_n, need, need_counts
+
+
+@njit(cache=True, inline="always")
+def _fill_codes(flat, wp, levels, ll, k, dd, y0, y1, r0, hc, ncol, codes):
+    """Pair codes of matrix ``k`` for first-pixel rows [y0, y1), column-major.
+
+    ``codes[(k * wp + x) * hc + (y - r0)]``; columns outer, so both image reads
+    walk columns whose cache lines stay hot for the next ``x``.
+    """
+    for x in range(ncol):
+        cb = (k * wp + x) * hc - r0
+        for y in range(y0, y1):
+            p = y * wp + x
+            codes[_ix(cb + y)] = _code(np.int64(flat[_ix(p)]), np.int64(flat[_ix(p + dd)]),
+                                       k * ll, levels)
+
+
+@njit(cache=True, parallel=True)
+def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
+                     chunk_bounds, out):
+    """Fill ``out[p, r, c]`` for every pixel of the unpadded image.
+
+    Parameters
+    ----------
+    img : uint8 (H + window - 1, W + window - 1), C-contiguous
+        Image padded by ``window // 2`` on each side.
+    odr, odc : int64 (K,)
+        Unique pixel-pair offsets, normalised to ``odc > 0`` or
+        (``odc == 0`` and ``odr > 0``).
+    weight : float64 (K,)
+        Share of each offset in the mean over distances and angles.
+    props : int64 (P,)
+        Property codes (:data:`PROP_CODES`).
+    dft, ht : int64
+        Tables from :func:`ulogu_delta_table` and :func:`homogeneity_table`.
+    chunk_bounds : int64 (n_chunks + 1,)
+        Output rows ``[b[i], b[i+1])`` are one chunk, run by one thread.
+    out : float32 (P, H, W), C-contiguous
+    """
+    n_off = odr.size
+    n_rows = out.shape[1]
+    n_cols = out.shape[2]
+    wp = img.shape[1]
+    ll = levels * levels
+    flat = img.reshape(-1)
+    oflat = out.reshape(-1)
+    plane = n_rows * n_cols
+    ylo, nrows, ncols, dd, geo, log_n, need, need_counts = _geometry(
+        window, odr, odc, wp, props)
+    for ch in prange(chunk_bounds.size - 1):
+        r0 = chunk_bounds[ch]
+        r1 = chunk_bounds[ch + 1]
+        # code rows r0 .. r1 + window - 2 cover every window of the chunk
+        hc = r1 - r0 + window - 1
+        counts = np.zeros(n_off * ll if need_counts else 1, np.int32)
+        codes = np.empty(n_off * wp * hc if need_counts else 1, np.uint32)
+        cs = np.zeros(n_off * N_LIN * wp, np.int64)
+        lin = np.zeros(n_off * N_LIN, np.int64)
+        s_k = np.zeros(n_off, np.int64)
+        e_k = np.zeros(n_off, np.int64)
+        vals = np.zeros(n_off * N_PROPS, np.float64)
+        res = np.zeros(props.size, np.float64)
+        if need_counts:
+            for k in range(n_off):
+                _fill_codes(flat, wp, levels, ll, k, dd[k], r0 + ylo[k],
+                            r1 - 1 + ylo[k] + nrows[k], r0, hc, wp - odc[k], codes)
+        for r in range(r0, r1):
+            for k in range(n_off):
+                cbase = k * N_LIN * wp
+                ytop = r + ylo[k]
+                # column sums of the linear pair values over the window's rows
+                if r == r0:
+                    for y in range(ytop, ytop + nrows[k]):
+                        _add_row_linear(flat, y * wp, wp - odc[k], dd[k], ht, cs, cbase, wp)
+                else:
+                    _slide_row_linear(flat, (ytop - 1) * wp, (ytop + nrows[k] - 1) * wp,
+                                      wp - odc[k], dd[k], ht, cs, cbase, wp)
+                # the first window of the row, from scratch
+                s = np.int64(0)
+                e = np.int64(0)
+                for f in range(N_LIN):
+                    lin[k * N_LIN + f] = 0
+                for x in range(ncols[k]):
+                    if need_counts:
+                        ds, de = _add_codes(codes, (k * wp + x) * hc + ytop - r0, nrows[k],
+                                            counts, dft)
+                        s += ds
+                        e += de
+                    for f in range(N_LIN):
+                        lin[k * N_LIN + f] += cs[_ix(cbase + f * wp + x)]
+                s_k[k] = s
+                e_k[k] = e
+            for c in range(n_cols):
+                if c > 0:
+                    for k in range(n_off):
+                        cbase = k * N_LIN * wp
+                        xout = c - 1
+                        xin = xout + ncols[k]
+                        if need_counts:
+                            yb = r + ylo[k] - r0
+                            ds, de = _slide_codes(codes, (k * wp + xout) * hc + yb,
+                                                  (k * wp + xin) * hc + yb, nrows[k],
+                                                  counts, dft)
+                            s_k[k] += ds
+                            e_k[k] += de
+                        for f in range(N_LIN):
+                            lin[k * N_LIN + f] += (cs[_ix(cbase + f * wp + xin)]
+                                                   - cs[_ix(cbase + f * wp + xout)])
+                _finalize(s_k, e_k, lin, geo, log_n, weight, props, need, vals, res)
+                o = r * n_cols + c
+                for p in range(props.size):
+                    oflat[_ix(p * plane + o)] = res[p]
+            # zero the counts of the row's last window for the next row
+            if need_counts:
+                for k in range(n_off):
+                    yb = r + ylo[k] - r0
+                    for x in range(n_cols - 1, n_cols - 1 + ncols[k]):
+                        _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], counts)
+
+
+@njit(cache=True, parallel=True)
+def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
+                       dft, ht, chunk_bounds, out):
+    """Fill ``out[p, i]`` for the window centred on pixel ``(rows[i], cols[i])``.
+
+    Same arguments as :func:`glcm_rows_kernel` (``img`` padded the same
+    way); each window is built from scratch with the same integer sums, so
+    the values equal the sliding kernel's bit for bit. ``out`` is float32
+    (P, N) and ``chunk_bounds`` splits the points.
+    """
+    n_off = odr.size
+    wp = img.shape[1]
+    ll = levels * levels
+    flat = img.reshape(-1)
+    ylo, nrows, ncols, dd, geo, log_n, need, need_counts = _geometry(
+        window, odr, odc, wp, props)
+    for ch in prange(chunk_bounds.size - 1):
+        counts = np.zeros(n_off * ll, np.int32)
+        lin = np.zeros(n_off * N_LIN, np.int64)
+        s_k = np.zeros(n_off, np.int64)
+        e_k = np.zeros(n_off, np.int64)
+        vals = np.zeros(n_off * N_PROPS, np.float64)
+        res = np.zeros(props.size, np.float64)
+        for i in range(chunk_bounds[ch], chunk_bounds[ch + 1]):
+            # the padded window's top-left corner is the pixel's own position
+            for k in range(n_off):
+                s = np.int64(0)
+                e = np.int64(0)
+                for f in range(N_LIN):
+                    lin[k * N_LIN + f] = 0
+                for x in range(cols[i], cols[i] + ncols[k]):
+                    for y in range(rows[i] + ylo[k], rows[i] + ylo[k] + nrows[k]):
+                        p = y * wp + x
+                        a = np.int64(flat[_ix(p)])
+                        b = np.int64(flat[_ix(p + dd[k])])
+                        ds, de = _add_pair(_code(a, b, k * ll, levels), counts, dft)
+                        s += ds
+                        e += de
+                        vl = _pair_linear(a, b, ht)
+                        for f in range(N_LIN):
+                            lin[k * N_LIN + f] += vl[f]
+                s_k[k] = s
+                e_k[k] = e
+            _finalize(s_k, e_k, lin, geo, log_n, weight, props, need, vals, res)
+            for p in range(props.size):
+                out[p, i] = res[p]
+            for k in range(n_off):
+                for x in range(cols[i], cols[i] + ncols[k]):
+                    for y in range(rows[i] + ylo[k], rows[i] + ylo[k] + nrows[k]):
+                        p = y * wp + x
+                        q = _code(np.int64(flat[_ix(p)]), np.int64(flat[_ix(p + dd[k])]),
+                                  k * ll, levels)
+                        counts[_ix(q >> 1)] = 0
