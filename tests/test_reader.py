@@ -1,0 +1,117 @@
+"""Scene reader: roundtrip, and one test per contract violation."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from scenes import contract as C
+from scenes.reader import SceneError, list_scenes, open_scene, scene_key
+
+KEY = "20200424T101936_cis"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(ds, folder, name=f"{KEY}_prep.nc"):
+    path = Path(folder) / name
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def test_roundtrip_identical(train_ds, tmp_path):
+    path = _write(train_ds, tmp_path)
+    ds = open_scene(path)
+    assert ds.attrs["scene_key"] == KEY and ds.attrs["scene_kind"] == "train"
+    for var in C.TRAIN_VARS:
+        xr.testing.assert_identical(ds[var].load(), train_ds[var])
+    assert {k: ds.attrs[k] for k in train_ds.attrs} == train_ds.attrs
+
+
+def test_kinds_from_name_and_content(train_ds, tmp_path):
+    test_ds = train_ds.drop_vars(list(C.LABEL_CHARTS))
+    assert open_scene(_write(test_ds, tmp_path)).attrs["scene_kind"] == "test"
+    ref = train_ds[list(C.LABEL_CHARTS)]
+    p = _write(ref, tmp_path, f"{KEY}_prep_reference.nc")
+    assert open_scene(p).attrs["scene_kind"] == "reference"
+    assert scene_key(p) == KEY
+
+
+def test_list_scenes_sorted_and_filtered(synth_dir):
+    train = list_scenes(synth_dir / "train")
+    assert train == sorted(train) and len(train) == 3
+    refs = list_scenes(synth_dir / "reference", kind="reference")
+    assert [scene_key(p) for p in refs] == [scene_key(p) for p in list_scenes(synth_dir / "test")]
+
+
+@pytest.mark.parametrize("mutate, variable, message", [
+    (lambda ds: ds.drop_vars("nersc_sar_secondary"), "nersc_sar_secondary", "missing"),
+    (lambda ds: ds.assign(sar_incidenceangle=ds.sar_incidenceangle.transpose()), "sar_incidenceangle", "dims"),
+    (lambda ds: ds.assign(nersc_sar_primary=ds.nersc_sar_primary.astype("float64")), "nersc_sar_primary", "dtype"),
+    (lambda ds: ds.assign(SIC=ds.SIC.astype("int16")), "SIC", "dtype"),
+    (lambda ds: ds.isel({"2km_grid_lines": slice(0, -1)}), "2km grid", "floor"),
+    (lambda ds: ds.assign(SOD=ds.SOD.where(ds.SOD != 0, 9)), "SOD", "class 9"),
+    (lambda ds: ds.assign(nersc_sar_primary=ds.nersc_sar_primary.where(ds.nersc_sar_primary != 0, np.nan)),
+     "nersc_sar_primary", "NaN"),
+    (lambda ds: ds.assign(nersc_sar_primary=ds.nersc_sar_primary * 0), "nersc_sar_primary", "no valid pixel"),
+    (lambda ds: ds.assign(btemp_36_5h=ds.btemp_36_5h.where(ds.btemp_36_5h > 1e9)), "btemp_36_5h", "NaN"),
+])
+def test_each_violation_has_its_message(train_ds, tmp_path, mutate, variable, message):
+    path = _write(mutate(train_ds), tmp_path)
+    with pytest.raises(SceneError) as err:
+        open_scene(path)
+    text = str(err.value)
+    assert str(path) in text and variable in text and message in text
+    assert "\n" not in text and ";" in text  # one line, with a fix after the problem
+
+
+def test_missing_file_not_netcdf_and_truncated(train_ds, tmp_path):
+    with pytest.raises(SceneError, match="no such file"):
+        open_scene(tmp_path / f"{KEY}_prep.nc")
+    junk = tmp_path / "junk" ; junk.mkdir()
+    (junk / f"{KEY}_prep.nc").write_text("not a netcdf file\n")
+    with pytest.raises(SceneError, match="cannot be read as NetCDF4"):
+        open_scene(junk / f"{KEY}_prep.nc")
+    good = _write(train_ds, tmp_path)
+    data = good.read_bytes()
+    good.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SceneError, match="truncated"):
+        open_scene(good)
+
+
+def test_folder_errors(train_ds, tmp_path):
+    with pytest.raises(SceneError, match="contains no scene files"):
+        list_scenes(tmp_path)
+    with pytest.raises(SceneError, match="is not a folder"):
+        list_scenes(tmp_path / "nope")
+    _write(train_ds, tmp_path)
+    _write(train_ds[list(C.LABEL_CHARTS)], tmp_path, f"{KEY}_prep_reference.nc")
+    with pytest.raises(SceneError, match="same scene key"):
+        list_scenes(tmp_path)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("case", ["corrupt", "empty", "no_hv"])
+def test_cli_bad_input_one_line_no_traceback(train_ds, tmp_path, case):
+    folder = tmp_path / case
+    folder.mkdir()
+    if case == "corrupt":
+        (folder / f"{KEY}_prep.nc").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    elif case == "no_hv":
+        _write(train_ds.drop_vars("nersc_sar_secondary"), folder)
+    r = _cli("check", folder)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0]
+
+
+def test_cli_check_ok(synth_dir):
+    r = _cli("check", synth_dir / "train")
+    assert r.returncode == 0, r.stderr
+    assert "3 scene(s) ok" in r.stdout
