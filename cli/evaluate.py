@@ -11,7 +11,7 @@ def add_parser(sub, parents):
     p.add_argument("--reference", required=True, metavar="DIR",
                    help="folder of *_prep_reference.nc (or labelled *_prep.nc) scenes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--report", metavar="DIR", help="write per-scene scores and confusion matrices (CSV) here")
+    p.add_argument("--report", metavar="DIR", help="write per-scene scores (CSV) and confusion matrices (CSV, PNG) here")
     p.set_defaults(func=run)
 
 
@@ -19,6 +19,11 @@ def run(args) -> int:
     from evaluation.scoring import format_table, score_submission
 
     result = score_submission(args.submission, args.reference, report_dir=args.report)
+    if args.report:
+        from evaluation.figures import plot_confusion
+
+        for chart, cm in result["confusion"].items():
+            plot_confusion(cm, chart, f"{args.report}/confusion_{chart}.png")
     if args.json:
         print(json.dumps(result["scores"]))
     else:
