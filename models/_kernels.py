@@ -1,0 +1,70 @@
+"""Numba kernels of :mod:`models.predict`: bilinear upsampling fused with the class decision.
+
+Callers validate shapes and dtypes; these only compute. Fusing the
+interpolation with the argmax / rounding means no full-resolution
+probability map is ever held: per output pixel, each class's probability is
+interpolated from its four lattice neighbours and only the winner is kept.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def upsample_argmax(P, ri, ra, ci, ca, kmin, gate, use_gate, valid, out):
+    """``out[y, x]`` = argmax over ``k >= kmin`` of ``P[:, :, k]`` interpolated at (y, x).
+
+    P : float32 (Hl, Wl, K) lattice probabilities.
+    ri, ra : int64 / float32 (Ho,) lattice row below each output row and the
+        fraction towards the next; ci, ca likewise for columns.
+    gate : uint8 (Ho, Wo); where ``use_gate`` and ``gate == 0`` the output is 0.
+    valid : bool (Ho, Wo); invalid outputs are 0.
+    """
+    Hl, Wl, K = P.shape
+    Ho, Wo = out.shape
+    for y in prange(Ho):
+        i0 = ri[y]
+        i1 = min(i0 + 1, Hl - 1)
+        a = ra[y]
+        for x in range(Wo):
+            if not valid[y, x] or (use_gate and gate[y, x] == 0):
+                out[y, x] = 0
+                continue
+            j0 = ci[x]
+            j1 = min(j0 + 1, Wl - 1)
+            b = ca[x]
+            w00 = (1 - a) * (1 - b)
+            w01 = (1 - a) * b
+            w10 = a * (1 - b)
+            w11 = a * b
+            best = -1.0
+            bk = kmin
+            for k in range(kmin, K):
+                v = w00 * P[i0, j0, k] + w01 * P[i0, j1, k] + w10 * P[i1, j0, k] + w11 * P[i1, j1, k]
+                if v > best:
+                    best = v
+                    bk = k
+            out[y, x] = bk
+
+
+@njit(parallel=True, cache=True)
+def upsample_round(V, ri, ra, ci, ca, vmax, valid, out):
+    """``out[y, x]`` = ``V`` interpolated at (y, x), rounded half up, clipped to 0..vmax."""
+    Hl, Wl = V.shape
+    Ho, Wo = out.shape
+    for y in prange(Ho):
+        i0 = ri[y]
+        i1 = min(i0 + 1, Hl - 1)
+        a = ra[y]
+        for x in range(Wo):
+            if not valid[y, x]:
+                out[y, x] = 0
+                continue
+            j0 = ci[x]
+            j1 = min(j0 + 1, Wl - 1)
+            b = ca[x]
+            v = ((1 - a) * ((1 - b) * V[i0, j0] + b * V[i0, j1])
+                 + a * ((1 - b) * V[i1, j0] + b * V[i1, j1]))
+            k = int(np.floor(v + 0.5))
+            out[y, x] = min(max(k, 0), vmax)

@@ -1,0 +1,315 @@
+"""Full-resolution SIC, SOD and FLOE maps of a scene from a trained model bundle.
+
+Boosting costs about 50-100 ns per tree per pixel, far too much for the 26 M
+pixels of a real scene. The charts are polygons tens of kilometres wide, so
+the models run on a lattice every ``stride`` SAR pixels (features only there,
+via :func:`featurize.featurize_at`); the lattice outputs (class
+probabilities, or the SIC value of the regression model) are smoothed
+(:mod:`models.smoothing`) and then interpolated bilinearly to every pixel,
+fused with the class decision in one numba kernel, so that no
+full-resolution probability map is ever held. ``stride=1`` predicts every
+pixel (row blocks of :func:`featurize.featurize_blocks`); it needs memory
+for the probabilities of the whole scene, so keep it to small scenes.
+
+Map consistency follows the labels, where SIC 0 implies SOD = FLOE = 0:
+the SIC map decides open water for all three. Where SIC is 0, SOD and FLOE
+are 0; elsewhere they take their most probable ice class (class 0, open
+water, is excluded). Pixels without SAR data (``nersc_sar_primary == 0``)
+are 0 in all maps (they are not scored).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scenes import contract as C
+
+from . import _kernels, smoothing
+
+#: Default lattice step in SAR pixels (12 x 80 m = 0.96 km, finer than the
+#: 2 km AMSR2 grid and far finer than the chart polygons).
+DEFAULT_STRIDE = 12
+#: How the SIC map is made: regression value rounded, classifier argmax, or
+#: classifier expected value rounded.
+SIC_MODES = ("regression", "argmax", "expected")
+#: Lattice points featurized and predicted at a time (bounds memory).
+MAX_POINTS = 1 << 18
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """Prediction points: every ``stride``-th row and column, centred in its block."""
+
+    shape: tuple
+    stride: int
+    rows: np.ndarray
+    cols: np.ndarray
+
+    @property
+    def lattice_shape(self):
+        return (self.rows.size, self.cols.size)
+
+
+def make_lattice(shape, stride: int) -> Lattice:
+    """The lattice of a (H, W) scene: positions ``stride // 2 + k * stride``."""
+    stride = int(stride)
+    if stride < 1:
+        raise ValueError(f"stride must be a positive number of SAR pixels, got {stride}")
+    H, W = (int(n) for n in shape)
+    if H < 1 or W < 1:
+        raise ValueError(f"scene shape must be positive, got {shape}")
+    off = min(stride // 2, H - 1, W - 1)
+    rows = np.arange(min(off, H - 1), H, stride, dtype=np.int64)
+    cols = np.arange(min(off, W - 1), W, stride, dtype=np.int64)
+    return Lattice((H, W), stride, rows, cols)
+
+
+def axis_weights(lat_pos, out_pos):
+    """Bilinear weights along one axis: lattice index below each output and the fraction.
+
+    Outputs before the first / after the last lattice position take its value.
+    """
+    lat_pos = np.asarray(lat_pos, dtype=np.float64)
+    out_pos = np.asarray(out_pos, dtype=np.float64)
+    i0 = np.clip(np.searchsorted(lat_pos, out_pos, side="right") - 1, 0, lat_pos.size - 1)
+    i1 = np.minimum(i0 + 1, lat_pos.size - 1)
+    gap = lat_pos[i1] - lat_pos[i0]
+    frac = np.where(gap > 0, (out_pos - lat_pos[i0]) / np.where(gap > 0, gap, 1), 0.0)
+    return i0.astype(np.int64), np.clip(frac, 0, 1).astype(np.float32)
+
+
+def _sar_shape(ds):
+    if C.SAR_VARS[0] not in ds.variables:
+        raise ValueError(f"scene lacks {C.SAR_VARS[0]}; open a train or test scene "
+                         "(scenes.reader.open_scene)")
+    var = ds[C.SAR_VARS[0]]
+    if var.ndim != 2:
+        raise ValueError(f"{C.SAR_VARS[0]} must be 2-D {C.SAR_DIMS}, got dims {var.dims}")
+    return tuple(int(n) for n in var.shape)
+
+
+def scan_scene(ds, lattice: Lattice, *, composite: bool = False, out_rows=None,
+               out_cols=None, chunk_rows: int = 1024):
+    """Valid masks at the output pixels and on the lattice, and the SLIC composite.
+
+    Reads the SAR in row chunks. The composite holds the means of the valid
+    HH and HV (z-scores) over each lattice point's ``stride x stride`` block.
+
+    Returns
+    -------
+    valid_out : bool (len(out_rows), len(out_cols))
+    valid_l : bool lattice shape
+    comp : float32 (2, Hl, Wl) or None
+    """
+    H, W = lattice.shape
+    s = lattice.stride
+    out_rows = np.arange(H) if out_rows is None else np.asarray(out_rows, dtype=np.int64)
+    out_cols = np.arange(W) if out_cols is None else np.asarray(out_cols, dtype=np.int64)
+    Hl, Wl = lattice.lattice_shape
+    valid_out = np.zeros((out_rows.size, out_cols.size), bool)
+    valid_l = np.zeros((Hl, Wl), bool)
+    comp = np.zeros((2, Hl, Wl), np.float32) if composite else None
+    bands = C.SAR_VARS if composite else C.SAR_VARS[:1]
+    chunk = max(s, (int(chunk_rows) // s) * s)
+    col_starts = np.minimum(np.arange(Wl) * s, W - 1)
+    for r0 in range(0, H, chunk):
+        r1 = min(H, r0 + chunk)
+        sl = {C.SAR_DIMS[0]: slice(r0, r1)}
+        hh = np.asarray(ds[C.SAR_VARS[0]].isel(sl).values)
+        valid = hh != C.SAR_FILL
+        sel = (out_rows >= r0) & (out_rows < r1)
+        if sel.any():
+            valid_out[sel] = valid[out_rows[sel] - r0][:, out_cols]
+        lsel = (lattice.rows >= r0) & (lattice.rows < r1)
+        if lsel.any():
+            valid_l[lsel] = valid[lattice.rows[lsel] - r0][:, lattice.cols]
+        if composite:
+            # Lattice block i covers rows [i*s, (i+1)*s); chunks start on block edges.
+            blocks = np.arange(r0 // s, min(Hl, -(-r1 // s)))
+            if blocks.size:
+                row_starts = blocks * s - r0
+                count = np.add.reduceat(np.add.reduceat(valid.astype(np.float32), row_starts,
+                                                        axis=0), col_starts, axis=1)
+                for b, var in enumerate(bands):
+                    x = hh if b == 0 else np.asarray(ds[var].isel(sl).values)
+                    x = np.where(valid, x, 0).astype(np.float32)
+                    total = np.add.reduceat(np.add.reduceat(x, row_starts, axis=0),
+                                            col_starts, axis=1)
+                    comp[b, blocks] = np.where(count > 0, total / np.maximum(count, 1), 0)
+    return valid_out, valid_l, comp
+
+
+def empty_outputs(models, lattice_shape) -> dict:
+    """Zeroed lattice output arrays for ``models`` (see :func:`lattice_predict`)."""
+    Hl, Wl = lattice_shape
+    out = {}
+    for key in models:
+        if key == "SIC_regression":
+            out["SIC_value"] = np.zeros((Hl, Wl), np.float32)
+        elif key in ("SIC_classification", "SOD", "FLOE"):
+            chart = key.split("_")[0]
+            out[f"{chart}_proba"] = np.zeros((C.N_CLASSES[chart], Hl, Wl), np.float32)
+        else:
+            raise ValueError(f"unknown model key {key!r}")
+    return out
+
+
+def predict_points(models, X, ii, jj, out) -> None:
+    """Write the predictions of ``models`` for features ``X`` at lattice points (ii, jj)."""
+    for key, est in models.items():
+        if key == "SIC_regression":
+            out["SIC_value"][ii, jj] = est.predict(X)
+        else:
+            out[f"{key.split('_')[0]}_proba"][:, ii, jj] = est.predict_proba(X).T
+
+
+def lattice_predict(ds, config, models: dict, lattice: Lattice, valid_l, *,
+                    block_rows: int = 256) -> dict:
+    """Model outputs on the lattice (0 at invalid lattice points).
+
+    Parameters
+    ----------
+    models : dict
+        Keys ``"SIC_regression"`` (an :class:`IceRegressor`),
+        ``"SIC_classification"``, ``"SOD"``, ``"FLOE"`` (classifiers); any subset.
+
+    Returns
+    -------
+    dict
+        ``"SIC_value"`` float32 (Hl, Wl) from the regressor; ``"SIC_proba"``,
+        ``"SOD_proba"``, ``"FLOE_proba"`` float32 (K, Hl, Wl).
+    """
+    from featurize import featurize_at, featurize_blocks
+
+    out = empty_outputs(models, lattice.lattice_shape)
+    if lattice.stride == 1:
+        for row0, row1, X in featurize_blocks(ds, config, block_rows=block_rows):
+            v = valid_l[row0:row1]
+            ii, jj = np.nonzero(v)
+            if ii.size:
+                predict_points(models, np.ascontiguousarray(X[:, v].T), ii + row0, jj, out)
+        return out
+    ii, jj = np.nonzero(valid_l)
+    for a in range(0, ii.size, MAX_POINTS):
+        b = min(ii.size, a + MAX_POINTS)
+        X = featurize_at(ds, config, lattice.rows[ii[a:b]], lattice.cols[jj[a:b]],
+                         block_rows=block_rows)
+        predict_points(models, X, ii[a:b], jj[a:b], out)
+    return out
+
+
+class Renderer:
+    """Class maps at chosen output pixels from one scene's lattice outputs.
+
+    Holds what several smoothing settings share (interpolation weights,
+    superpixels), so that validation can try many cheaply.
+    """
+
+    def __init__(self, lat: dict, lattice: Lattice, valid_l, valid_out, out_rows=None,
+                 out_cols=None, composite=None):
+        H, W = lattice.shape
+        self.lat = lat
+        self.lattice = lattice
+        self.valid_l = valid_l
+        self.valid_out = np.ascontiguousarray(valid_out, dtype=bool)
+        out_rows = np.arange(H) if out_rows is None else out_rows
+        out_cols = np.arange(W) if out_cols is None else out_cols
+        self.ri, self.ra = axis_weights(lattice.rows, out_rows)
+        self.ci, self.ca = axis_weights(lattice.cols, out_cols)
+        self.composite = composite
+        self._segments = {}
+
+    def _smooth(self, a, spec):
+        spec = smoothing.check_spec(spec)
+        segments = None
+        if spec["method"] == "slic":
+            size = spec["segment_px"]
+            if size not in self._segments:
+                if self.composite is None:
+                    raise ValueError("slic smoothing needs the SAR composite; scan the "
+                                     "scene with composite=True")
+                self._segments[size] = smoothing.superpixels(
+                    self.composite, self.valid_l, size / self.lattice.stride)
+            segments = self._segments[size]
+        a = smoothing.smooth(a, self.valid_l, spec, stride=self.lattice.stride,
+                             segments=segments)
+        return smoothing.fill_invalid(a, self.valid_l)
+
+    def _argmax(self, P, kmin=0, gate=None):
+        out = np.empty(self.valid_out.shape, np.uint8)
+        P = np.ascontiguousarray(np.moveaxis(P, 0, -1), dtype=np.float32)
+        g = gate if gate is not None else np.zeros((1, 1), np.uint8)
+        _kernels.upsample_argmax(P, self.ri, self.ra, self.ci, self.ca, kmin, g,
+                                 gate is not None, self.valid_out, out)
+        return out
+
+    def _round(self, V, vmax):
+        out = np.empty(self.valid_out.shape, np.uint8)
+        _kernels.upsample_round(np.ascontiguousarray(V, dtype=np.float32), self.ri, self.ra,
+                                self.ci, self.ca, vmax, self.valid_out, out)
+        return out
+
+    def sic(self, mode: str, spec=None) -> np.ndarray:
+        """SIC map (uint8) by ``mode`` (see ``SIC_MODES``) after smoothing ``spec``."""
+        vmax = C.N_CLASSES["SIC"] - 1
+        if mode == "regression":
+            return self._round(self._smooth(self.lat["SIC_value"], spec), vmax)
+        if mode not in SIC_MODES:
+            raise ValueError(f"SIC mode must be one of {SIC_MODES}, got {mode!r}")
+        P = self._smooth(self.lat["SIC_proba"], spec)
+        if mode == "argmax":
+            return self._argmax(P)
+        k = np.arange(P.shape[0], dtype=np.float32)[:, None, None]
+        return self._round((P * k).sum(axis=0), vmax)
+
+    def ice(self, chart: str, spec, sic_map) -> np.ndarray:
+        """SOD or FLOE map: 0 where ``sic_map`` is 0, else the best ice class."""
+        if sic_map.shape != self.valid_out.shape or sic_map.dtype != np.uint8:
+            raise ValueError("sic_map must be the uint8 SIC map of the same output pixels")
+        P = self._smooth(self.lat[f"{chart}_proba"], spec)
+        return self._argmax(P, kmin=1, gate=sic_map)
+
+
+def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=True) -> dict:
+    """SIC, SOD and FLOE maps of one scene.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A train or test scene from :func:`scenes.reader.open_scene`.
+    bundle : models.persistence.ModelBundle or path
+        A trained model (a model folder path is loaded).
+    stride : int, optional
+        Lattice step in SAR pixels (default: the bundle's, chosen when
+        training); 1 predicts every pixel (small scenes only).
+    block_rows : int
+        Rows per feature block; bounds memory, not the result.
+    smoothing : bool
+        Apply the bundle's smoothing (chosen on validation scenes).
+
+    Returns
+    -------
+    dict chart -> uint8 (H, W)
+    """
+    if isinstance(bundle, (str, Path)):
+        from .persistence import load_model
+        bundle = load_model(bundle)
+    shape = _sar_shape(ds)
+    lattice = make_lattice(shape, bundle.stride if stride is None else stride)
+    specs = {c: (bundle.smoothing.get(c) if smoothing else None) for c in C.LABEL_CHARTS}
+    need_comp = any(smoothing_spec_is_slic(s) for s in specs.values())
+    valid_out, valid_l, comp = scan_scene(ds, lattice, composite=need_comp)
+    models = {("SIC_regression" if bundle.sic_mode == "regression" else "SIC_classification"):
+              bundle.models["SIC"], "SOD": bundle.models["SOD"], "FLOE": bundle.models["FLOE"]}
+    lat = lattice_predict(ds, bundle.feature_config, models, lattice, valid_l,
+                          block_rows=block_rows)
+    r = Renderer(lat, lattice, valid_l, valid_out, composite=comp)
+    sic = r.sic(bundle.sic_mode, specs["SIC"])
+    return {"SIC": sic, "SOD": r.ice("SOD", specs["SOD"], sic),
+            "FLOE": r.ice("FLOE", specs["FLOE"], sic)}
+
+
+def smoothing_spec_is_slic(spec) -> bool:
+    return spec is not None and smoothing.check_spec(spec)["method"] == "slic"

@@ -1,0 +1,277 @@
+"""Training pixels drawn from scenes, stratified per chart and class.
+
+Labels are ice-chart polygons: a scene holds millions of pixels of a few
+classes and a handful of a rare one. Each scene contributes at most
+``n_per_scene`` pixels: a third of that budget per chart, spread over the
+chart's classes in proportion to the square root of their pixel counts
+(capped at the count), drawn at random from the pixels where the SAR is
+valid (``nersc_sar_primary != 0``) and that chart is not 255. The union of
+the three draws is kept; a row keeps 255 for a chart that is masked there,
+so each model trains on its own valid rows.
+
+Because the draw over-represents rare classes and small scenes, every row
+carries a population weight per chart: the number of scene pixels of its
+class divided by the number of drawn rows of that class (0 where masked).
+Weighted, the sample stands for the pooled pixels the challenge scores.
+
+Features are computed only at the drawn pixels. Scenes run in parallel
+(joblib); each scene's draw is seeded by the seed and the scene key, so the
+result does not depend on ``n_jobs``.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scenes import contract as C
+
+#: A scene draws at most this many pixels unless told otherwise.
+DEFAULT_N_PER_SCENE = 100_000
+
+
+@dataclass
+class TrainingSet:
+    """Sampled pixels of several scenes.
+
+    Attributes
+    ----------
+    X : float32 (N, F)
+        Features in ``feature_names`` order (NaN = missing).
+    y : dict chart -> uint8 (N,)
+        Class index, 255 where that chart is masked.
+    weight : dict chart -> float32 (N,)
+        Population weight (pixels represented), 0 where masked.
+    scene : int32 (N,)
+        Index into ``scene_keys``.
+    rows, cols : int32 (N,)
+        Pixel position in its scene.
+    scene_keys : list of str
+    feature_names : list of str
+    """
+
+    X: np.ndarray
+    y: dict
+    weight: dict
+    scene: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    scene_keys: list
+    feature_names: list = field(default_factory=list)
+
+    def __len__(self):
+        return int(self.X.shape[0])
+
+    def chart_rows(self, chart: str) -> np.ndarray:
+        """Indices of the rows where ``chart`` is labelled."""
+        return np.flatnonzero(self.y[chart] != C.MASK_VALUE)
+
+
+def scene_seed(seed: int, key: str) -> np.random.SeedSequence:
+    """Seed of one scene's draw: the run seed and a stable hash of the scene key."""
+    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())])
+
+
+def sqrt_allocation(counts, budget: int) -> np.ndarray:
+    """Split ``budget`` draws over classes with ``counts`` pixels.
+
+    Shares follow ``sqrt(count)`` (between proportional and equal
+    allocation), no class gets more than it has, and what a capped class
+    leaves goes to the others.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    alloc = np.zeros_like(counts)
+    left = int(min(budget, counts.sum()))
+    active = counts > 0
+    while left > 0 and active.any():
+        root = np.sqrt(counts * active)
+        share = left * root / root.sum()
+        full = active & (share >= counts - alloc)
+        if full.any():
+            left -= int((counts[full] - alloc[full]).sum())
+            alloc[full] = counts[full]
+            active &= ~full
+            continue
+        base = np.floor(share).astype(np.int64)
+        rest = left - int(base.sum())
+        # Largest remainders take the last draws; ties go to the lower class.
+        order = np.argsort(-(share - base), kind="stable")[:rest]
+        base[order] += 1
+        alloc += base
+        left = 0
+    return alloc
+
+
+def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
+    """Flat pixel indices drawn from one scene, and each row's population weight.
+
+    Parameters
+    ----------
+    valid : bool (H, W)
+        Pixels with valid SAR.
+    labels : dict chart -> uint8 (H, W)
+    n_max : int
+        Most pixels to draw.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    idx : int64 (n,)
+        Sorted flat indices (n <= n_max).
+    weight : dict chart -> float32 (n,)
+    """
+    charts = [c for c in C.LABEL_CHARTS if c in labels]
+    valid = np.asarray(valid, dtype=bool).ravel()
+    codes, counts = {}, {}
+    for chart in charts:
+        lab = np.asarray(labels[chart]).ravel()
+        code = np.where(valid, lab, C.MASK_VALUE).astype(np.uint8)
+        codes[chart] = code
+        counts[chart] = np.bincount(code, minlength=256)[: C.N_CLASSES[chart]]
+    budgets = [n_max // len(charts) + (i < n_max % len(charts)) for i in range(len(charts))]
+    picks = []
+    for chart, budget in zip(charts, budgets):
+        alloc = sqrt_allocation(counts[chart], budget)
+        for k in np.flatnonzero(alloc):
+            pool = np.flatnonzero(codes[chart] == k)
+            picks.append(rng.choice(pool, size=int(alloc[k]), replace=False, shuffle=False))
+    idx = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+    weight = {}
+    for chart in charts:
+        y = codes[chart][idx]
+        drawn = np.bincount(y, minlength=256)[: C.N_CLASSES[chart]]
+        per_class = np.zeros(256, np.float64)
+        k = np.flatnonzero(drawn)
+        per_class[k] = counts[chart][k] / drawn[k]
+        weight[chart] = per_class[y].astype(np.float32)
+    return idx.astype(np.int64), weight
+
+
+def _open(scene):
+    if isinstance(scene, (str, Path)):
+        from scenes.reader import open_scene, scene_key
+        return open_scene(scene), scene_key(scene)
+    key = str(scene.attrs.get("scene_id", "scene"))[: C.KEY_LENGTH]
+    return scene, key
+
+
+def _default_featurizer(config):
+    from featurize import featurize_at
+
+    def featurize(ds, rows, cols):
+        return featurize_at(ds, config, rows, cols)
+    return featurize
+
+
+def sample_scene(scene, *, n_max: int, seed: int, config=None, featurizer=None) -> dict:
+    """Draw and featurize one scene's training pixels.
+
+    Parameters
+    ----------
+    scene : path or xarray.Dataset
+        A training scene (with SIC, SOD, FLOE).
+    n_max : int
+    seed : int
+        Run seed; the scene's own seed also depends on its key.
+    config : featurize.FeatureConfig, optional
+    featurizer : callable ``(ds, rows, cols) -> float32 (N, F)``, optional
+        Replaces ``featurize_at(ds, config, rows, cols)``.
+
+    Returns
+    -------
+    dict with ``key, X, y, weight, rows, cols``.
+    """
+    ds, key = _open(scene)
+    try:
+        missing = [c for c in C.LABEL_CHARTS if c not in ds.variables]
+        if missing:
+            raise ValueError(f"scene {key} lacks label variables {missing}; "
+                             "train on training scenes (*_prep.nc with SIC, SOD, FLOE)")
+        hh = np.asarray(ds[C.SAR_VARS[0]].values)
+        H, W = hh.shape
+        valid = hh != C.SAR_FILL
+        del hh
+        labels = {c: np.asarray(ds[c].values) for c in C.LABEL_CHARTS}
+        rng = np.random.default_rng(scene_seed(seed, key))
+        idx, weight = draw_scene(valid, labels, int(n_max), rng)
+        del valid
+        y = {c: labels[c].ravel()[idx].astype(np.uint8) for c in C.LABEL_CHARTS}
+        del labels
+        rows, cols = np.divmod(idx, W)
+        featurize = featurizer if featurizer is not None else _default_featurizer(config)
+        X = np.asarray(featurize(ds, rows, cols), dtype=np.float32)
+    finally:
+        if isinstance(scene, (str, Path)):
+            ds.close()
+    return {"key": key, "X": X, "y": y, "weight": weight,
+            "rows": rows.astype(np.int32), "cols": cols.astype(np.int32)}
+
+
+def concat_samples(parts: list, feature_names) -> TrainingSet:
+    """One :class:`TrainingSet` from :func:`sample_scene` results (in order)."""
+    if not parts:
+        raise ValueError("no scenes to sample; pass at least one training scene")
+    F = len(feature_names)
+    X = np.concatenate([p["X"] for p in parts]) if parts else np.zeros((0, F), np.float32)
+    if X.shape[1] != F:
+        raise ValueError(f"featurizer gave {X.shape[1]} features, expected {F}")
+    return TrainingSet(
+        X=X,
+        y={c: np.concatenate([p["y"][c] for p in parts]) for c in C.LABEL_CHARTS},
+        weight={c: np.concatenate([p["weight"][c] for p in parts]) for c in C.LABEL_CHARTS},
+        scene=np.concatenate([np.full(len(p["X"]), i, np.int32) for i, p in enumerate(parts)]),
+        rows=np.concatenate([p["rows"] for p in parts]),
+        cols=np.concatenate([p["cols"] for p in parts]),
+        scene_keys=[p["key"] for p in parts],
+        feature_names=list(feature_names),
+    )
+
+
+def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: int = 0,
+                       n_jobs: int = -1, progress: bool = True, featurizer=None,
+                       feature_names=None) -> TrainingSet:
+    """Sample about ``n_pixels`` training pixels over ``scenes``.
+
+    Parameters
+    ----------
+    scenes : list of paths (or in-memory datasets)
+        Training scenes; each gets ``n_pixels // len(scenes)`` draws at most.
+    config : featurize.FeatureConfig, optional
+    n_pixels : int
+    seed : int
+    n_jobs : int
+        Parallel scenes (joblib); the result does not depend on it.
+    progress : bool
+        Show a tqdm bar.
+    featurizer : callable, optional
+        ``(ds, rows, cols) -> (N, F)``; give ``feature_names`` with it.
+    feature_names : list of str, optional
+
+    Returns
+    -------
+    TrainingSet
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    scenes = list(scenes)
+    if not scenes:
+        raise ValueError("no training scenes given; pass a folder or list of *_prep.nc files")
+    if int(n_pixels) < len(scenes):
+        raise ValueError(f"n_pixels={n_pixels} is fewer than one per scene "
+                         f"({len(scenes)} scenes); ask for more pixels")
+    if featurizer is None:
+        from featurize import FeatureConfig, feature_names as names_of
+        config = FeatureConfig() if config is None else config
+        feature_names = names_of(config)
+    elif feature_names is None:
+        raise ValueError("a custom featurizer needs its feature_names")
+    n_max = int(n_pixels) // len(scenes)
+    jobs = (delayed(sample_scene)(s, n_max=n_max, seed=seed, config=config,
+                                  featurizer=featurizer) for s in scenes)
+    runner = Parallel(n_jobs=-1 if n_jobs is None else int(n_jobs), return_as="generator")
+    parts = list(tqdm(runner(jobs), total=len(scenes), desc="sampling scenes",
+                      disable=not progress, unit="scene"))
+    return concat_samples(parts, feature_names)

@@ -1,0 +1,371 @@
+"""Train the SIC, SOD and FLOE models and choose how to use them, on held-out scenes.
+
+:func:`train_models` splits the scenes (never pixels: neighbouring pixels
+of one chart polygon are near copies) into training and validation scenes,
+samples training pixels (:mod:`models.sampling`), and featurizes each
+validation scene on the prediction lattice. The labelled lattice points of
+the validation scenes are a uniform sample of their pixels, so they serve
+both as the early-stopping set and, predicted, as the cheap validation maps
+on which the SIC mode (regression, classifier argmax, classifier expected
+value) and the smoothing of each chart are chosen by the challenge metric.
+The chosen models are saved with :func:`models.persistence.save_model`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from evaluation import metrics
+from scenes import contract as C
+
+from . import smoothing as sm
+from .estimator import IceClassifier, IceRegressor, resolve_n_jobs
+from .persistence import save_model
+from .predict import (DEFAULT_STRIDE, SIC_MODES, Renderer, empty_outputs, make_lattice,
+                      predict_points, scan_scene)
+from .sampling import build_training_set
+
+log = logging.getLogger(__name__)
+
+#: Estimator parameters used unless ``estimator_params`` overrides them.
+DEFAULT_ESTIMATOR_PARAMS = dict(n_estimators=300, learning_rate=0.1, num_leaves=63,
+                                min_child_samples=200, subsample=0.3, colsample_bytree=0.8,
+                                reg_lambda=1.0, max_bin=63, early_stopping_rounds=20)
+#: Smoothing used when there are no validation scenes to choose one: 2 km,
+#: the AMSR2 grid, well below the size of a chart polygon.
+FALLBACK_SMOOTHING = {"method": "gaussian", "sigma_px": 25.0}
+#: Validation lattice points kept in memory at most (features of all of them).
+MAX_VAL_POINTS = 3_000_000
+#: Validation maps are scored on a sub-grid of about this many pixels per scene.
+EVAL_PIXELS_PER_SCENE = 2_000_000
+CONSISTENCY_RULE = ("SIC decides open water: where SIC is 0, SOD and FLOE are 0; elsewhere "
+                    "they take their most probable ice class (class 0 excluded); "
+                    "no-data pixels are 0 in all maps")
+
+
+def resolve_scenes(train_dir_or_paths) -> list[Path]:
+    """Training scene paths from a folder or a list of files (sorted, checked)."""
+    from scenes.reader import list_scenes
+
+    if isinstance(train_dir_or_paths, (str, Path)):
+        p = Path(train_dir_or_paths)
+        if p.is_dir():
+            return list_scenes(p, kind="train")
+        paths = [p]
+    else:
+        paths = [Path(q) for q in train_dir_or_paths]
+    missing = [str(q) for q in paths if not q.is_file()]
+    if missing:
+        raise ValueError(f"training scenes not found: {missing[:3]}; pass a folder of "
+                         "*_prep.nc files or existing file paths")
+    if not paths:
+        raise ValueError("no training scenes given; pass a folder or list of *_prep.nc files")
+    return sorted(paths, key=lambda q: q.name)
+
+
+def split_scenes(paths, val_fraction: float, seed: int):
+    """Shuffle scenes by ``seed`` and hold out ``round(val_fraction * n)`` (>= 1) of them."""
+    paths = list(paths)
+    if not 0 <= float(val_fraction) < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0:
+        return paths, []
+    if len(paths) < 2:
+        raise ValueError(f"{len(paths)} training scene cannot be split into training and "
+                         "validation scenes; pass at least 2 scenes or val_fraction=0")
+    n_val = min(len(paths) - 1, max(1, int(round(val_fraction * len(paths)))))
+    order = np.random.default_rng(seed).permutation(len(paths))
+    val = sorted((paths[i] for i in order[:n_val]), key=lambda q: q.name)
+    train = sorted((paths[i] for i in order[n_val:]), key=lambda q: q.name)
+    return train, val
+
+
+def _eval_grid(shape):
+    """Output rows/cols where validation maps are scored (a regular sub-grid)."""
+    H, W = shape
+    q = max(1, math.ceil(math.sqrt(H * W / EVAL_PIXELS_PER_SCENE)))
+    return np.arange(q // 2, H, q), np.arange(q // 2, W, q)
+
+
+def _val_scene(path, config, stride):
+    """Featurize one validation scene on the lattice; keep labels there and on the eval grid."""
+    from featurize import featurize_at
+    from scenes.reader import open_scene, scene_key
+
+    ds = open_scene(path)
+    try:
+        shape = tuple(int(n) for n in ds[C.SAR_VARS[0]].shape)
+        lattice = make_lattice(shape, stride)
+        out_rows, out_cols = _eval_grid(shape)
+        valid_out, valid_l, comp = scan_scene(ds, lattice, composite=True, out_rows=out_rows,
+                                              out_cols=out_cols)
+        ii, jj = np.nonzero(valid_l)
+        X = featurize_at(ds, config, lattice.rows[ii], lattice.cols[jj])
+        y_l, y_out = {}, {}
+        for chart in C.LABEL_CHARTS:
+            lab = np.asarray(ds[chart].values)
+            y_l[chart] = lab[lattice.rows[ii], lattice.cols[jj]]
+            y_out[chart] = lab[out_rows][:, out_cols]
+    finally:
+        ds.close()
+    return dict(key=scene_key(path), lattice=lattice, valid_l=valid_l, comp=comp, ii=ii, jj=jj,
+                X=X, y_l=y_l, out_rows=out_rows, out_cols=out_cols, valid_out=valid_out,
+                y_out=y_out)
+
+
+def _val_stride(paths, stride):
+    """Lattice stride for validation: ``stride``, coarser if the points would not fit."""
+    from scenes.reader import open_scene
+
+    total = 0
+    for p in paths:
+        ds = open_scene(p, validate=False)
+        try:
+            H, W = ds[C.SAR_VARS[0]].shape
+        finally:
+            ds.close()
+        total += -(-H // stride) * -(-W // stride)
+    factor = max(1, math.ceil(math.sqrt(total / MAX_VAL_POINTS)))
+    return stride * factor
+
+
+def _eval_set(val, chart, n_max, rng):
+    """Labelled validation lattice points of ``chart`` (at most ``n_max``)."""
+    X = [v["X"][v["y_l"][chart] != C.MASK_VALUE] for v in val]
+    y = [v["y_l"][chart][v["y_l"][chart] != C.MASK_VALUE] for v in val]
+    X = np.concatenate(X) if X else np.zeros((0, 0), np.float32)
+    y = np.concatenate(y) if y else np.zeros(0, np.uint8)
+    if len(y) > n_max:
+        keep = np.sort(rng.choice(len(y), size=n_max, replace=False))
+        X, y = X[keep], y[keep]
+    return X, y
+
+
+def _fit(est, ts, chart, eval_set, label):
+    rows = ts.chart_rows(chart)
+    if rows.size == 0:
+        raise ValueError(f"no labelled {chart} pixels among the training samples; "
+                         "train on scenes whose {chart} chart is not all masked (255)")
+    w = ts.weight[chart][rows].astype(np.float64)
+    w /= w.mean()
+    y = ts.y[chart][rows]
+    ev = None
+    if eval_set is not None and len(eval_set[1]):
+        ev = eval_set
+    t0 = time.perf_counter()
+    est.fit(ts.X[rows], y, sample_weight=w, eval_set=ev, feature_names=ts.feature_names)
+    log.info("%s: %d rows, %d rounds, %.1f s", label, rows.size, est.best_iteration_,
+             time.perf_counter() - t0)
+    return est
+
+
+def _score(chart, renderers, make):
+    """Pooled challenge metric (unscaled) of ``make(i, renderer) -> map`` over the scenes."""
+    acc = metrics.ChartAccumulator(chart)
+    for i, (r, v) in enumerate(renderers):
+        acc.add(v["y_out"][chart], make(i, r))
+    return acc.score()
+
+
+def _select(renderers, grid, sic_modes):
+    """Choose the SIC mode and each chart's smoothing on the validation maps.
+
+    SIC first (mode and smoothing jointly, by R2); then SOD and FLOE, each
+    gated by the chosen SIC maps, by weighted F1. Ties keep the earlier mode
+    and the earlier (milder) grid entry.
+    """
+    names = [sm.spec_label(s) for s in grid]
+    none = {"method": "none"}
+    grid_scores = {"SIC": {m: {} for m in sic_modes}}
+    for mode in sic_modes:
+        for spec, name in zip(grid, names):
+            grid_scores["SIC"][mode][name] = _score(
+                "SIC", renderers, lambda i, r: r.sic(mode, spec))
+    order = [(m, i) for m in sic_modes for i in range(len(grid))]
+    mode, i_best = max(order, key=lambda mi: (grid_scores["SIC"][mi[0]][names[mi[1]]],
+                                              -order.index(mi)))
+    chosen = {"SIC": grid[i_best]}
+    sic_maps = [r.sic(mode, grid[i_best]) for r, _ in renderers]
+    for chart in ("SOD", "FLOE"):
+        grid_scores[chart] = {
+            name: _score(chart, renderers, lambda i, r: r.ice(chart, spec, sic_maps[i]))
+            for spec, name in zip(grid, names)}
+        k = max(range(len(grid)), key=lambda j: (grid_scores[chart][names[j]], -j))
+        chosen[chart] = grid[k]
+    # The same system without smoothing: SIC mode chosen among unsmoothed maps.
+    raw_mode = max(sic_modes, key=lambda m: (grid_scores["SIC"][m].get(sm.spec_label(none),
+                                                                       -np.inf),
+                                             -sic_modes.index(m)))
+    raw_maps = [r.sic(raw_mode, none) for r, _ in renderers]
+    unsmoothed = {"SIC": _score("SIC", renderers, lambda i, r: raw_maps[i])}
+    smoothed = {"SIC": grid_scores["SIC"][mode][names[i_best]]}
+    for chart in ("SOD", "FLOE"):
+        unsmoothed[chart] = _score(chart, renderers,
+                                   lambda i, r: r.ice(chart, none, raw_maps[i]))
+        smoothed[chart] = grid_scores[chart][sm.spec_label(chosen[chart])]
+    pct = lambda d: {k: round(100 * v, 3) for k, v in d.items()}  # noqa: E731
+    scores = {
+        "sic_modes": {m: {"unsmoothed": round(100 * _score(
+                              "SIC", renderers, lambda i, r: r.sic(m, none)), 3),
+                          "best_smoothed": round(100 * max(grid_scores["SIC"][m].values()), 3)}
+                      for m in sic_modes},
+        "unsmoothed": {**metrics.combine(unsmoothed), "sic_mode": raw_mode},
+        "smoothed": {**metrics.combine(smoothed), "sic_mode": mode},
+        "grid": {"SIC": {m: pct(d) for m, d in grid_scores["SIC"].items()},
+                 "SOD": pct(grid_scores["SOD"]), "FLOE": pct(grid_scores["FLOE"])},
+    }
+    return mode, chosen, scores
+
+
+def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu", seed: int = 0,
+                 n_pixels: int = 2_000_000, val_fraction: float = 0.2, n_jobs: int = -1,
+                 progress: bool = True, stride: int = DEFAULT_STRIDE, estimator_params=None,
+                 n_val_pixels=None, smoothing_grid=None, sic_modes=SIC_MODES,
+                 overwrite: bool = False) -> dict:
+    """Train, validate, choose and save a model folder.
+
+    Parameters
+    ----------
+    train_dir_or_paths : path or list of paths
+        Folder of training scenes (``*_prep.nc``) or the files themselves.
+    out_dir : path
+        Model folder to write (atomically).
+    config : featurize.FeatureConfig, optional
+    device : {"cpu", "gpu"}
+    seed : int
+        Seeds the scene split, the pixel draw and LightGBM.
+    n_pixels : int
+        Training pixels drawn in total over the training scenes.
+    val_fraction : float
+        Share of scenes held out (0: none; then no early stopping, SIC as
+        regression and the fallback smoothing).
+    n_jobs : int
+        Parallel scenes and LightGBM threads (-1: all cores).
+    progress : bool
+        Show progress bars.
+    stride : int
+        Prediction lattice step (SAR pixels) stored as the model's default.
+    estimator_params : dict, optional
+        Overrides of ``DEFAULT_ESTIMATOR_PARAMS`` for all models.
+    n_val_pixels : int, optional
+        Most validation points per chart for early stopping (default n_pixels // 4).
+    smoothing_grid : list of specs, optional
+        Smoothing candidates (default :data:`models.smoothing.DEFAULT_GRID`).
+    sic_modes : tuple of str
+        SIC modes to compare.
+    overwrite : bool
+        Replace an existing model folder.
+
+    Returns
+    -------
+    dict
+        The manifest as written to ``out_dir/manifest.json``.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from featurize import FeatureConfig, feature_names
+
+    t_start = time.perf_counter()
+    config = FeatureConfig() if config is None else config
+    sic_modes = tuple(sic_modes)
+    bad = [m for m in sic_modes if m not in SIC_MODES]
+    if not sic_modes or bad:
+        raise ValueError(f"sic_modes must be a non-empty subset of {SIC_MODES}, got {sic_modes}")
+    grid = [sm.check_spec(s) for s in (smoothing_grid or sm.DEFAULT_GRID)]
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder "
+                         "or pass overwrite=True (--overwrite)")
+    paths = resolve_scenes(train_dir_or_paths)
+    train_paths, val_paths = split_scenes(paths, val_fraction, seed)
+    threads = resolve_n_jobs(n_jobs)
+    params = {**DEFAULT_ESTIMATOR_PARAMS, **(estimator_params or {}),
+              "random_state": int(seed), "n_jobs": threads, "device": device}
+    timings = {}
+
+    t0 = time.perf_counter()
+    ts = build_training_set(train_paths, config=config, n_pixels=n_pixels, seed=seed,
+                            n_jobs=n_jobs, progress=progress)
+    timings["sampling_s"] = time.perf_counter() - t0
+
+    val, val_stride = [], stride
+    if val_paths:
+        t0 = time.perf_counter()
+        val_stride = _val_stride(val_paths, stride)
+        jobs = (delayed(_val_scene)(p, config, val_stride) for p in val_paths)
+        runner = Parallel(n_jobs=n_jobs, return_as="generator")
+        val = list(tqdm(runner(jobs), total=len(val_paths), desc="validation scenes",
+                        disable=not progress, unit="scene"))
+        timings["validation_features_s"] = time.perf_counter() - t0
+
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 1]))
+    n_val_pixels = int(n_val_pixels or max(1, n_pixels // 4))
+    evals = {c: _eval_set(val, c, n_val_pixels, rng) if val else None for c in C.LABEL_CHARTS}
+    specs = [("SIC_regression", "SIC", IceRegressor(C.N_CLASSES["SIC"], **params))]
+    if any(m != "regression" for m in sic_modes) and val:
+        specs.append(("SIC_classification", "SIC",
+                      IceClassifier(C.N_CLASSES["SIC"], class_weight=None, **params)))
+    for chart in ("SOD", "FLOE"):
+        specs.append((chart, chart,
+                      IceClassifier(C.N_CLASSES[chart], class_weight="inv_sqrt", **params)))
+    fitted = {}
+    t0 = time.perf_counter()
+    for key, chart, est in tqdm(specs, desc="fitting models", disable=not progress,
+                                unit="model"):
+        fitted[key] = _fit(est, ts, chart, evals[chart], key)
+    timings["fit_s"] = time.perf_counter() - t0
+
+    if val:
+        t0 = time.perf_counter()
+        renderers = []
+        for v in val:
+            lat = empty_outputs(fitted, v["lattice"].lattice_shape)
+            if v["ii"].size:
+                predict_points(fitted, v["X"], v["ii"], v["jj"], lat)
+            r = Renderer(lat, v["lattice"], v["valid_l"], v["valid_out"], v["out_rows"],
+                         v["out_cols"], composite=v["comp"])
+            renderers.append((r, v))
+            v["X"] = None  # features no longer needed
+        modes = tuple(m for m in sic_modes if m == "regression" or "SIC_classification" in fitted)
+        sic_mode, chosen, scores = _select(renderers, grid, modes)
+        timings["selection_s"] = time.perf_counter() - t0
+    else:
+        sic_mode = "regression"
+        chosen = {c: dict(FALLBACK_SMOOTHING) for c in C.LABEL_CHARTS}
+        scores = None
+    sic_key = "SIC_regression" if sic_mode == "regression" else "SIC_classification"
+    models = {"SIC": fitted[sic_key], "SOD": fitted["SOD"], "FLOE": fitted["FLOE"]}
+    timings["total_s"] = time.perf_counter() - t_start
+    manifest = {
+        "feature_names": list(feature_names(config)),
+        "feature_config": config.to_dict(),
+        "sic_mode": sic_mode,
+        "smoothing": chosen,
+        "stride": int(stride),
+        "consistency_rule": CONSISTENCY_RULE,
+        "training": {
+            "seed": int(seed), "n_pixels": int(n_pixels), "n_rows": len(ts),
+            "rows_per_chart": {c: int(ts.chart_rows(c).size) for c in C.LABEL_CHARTS},
+            "val_fraction": float(val_fraction), "device": device, "n_jobs": threads,
+            "train_scenes": [q.name for q in train_paths],
+            "val_scenes": [q.name for q in val_paths],
+            "val_stride": int(val_stride),
+            "early_stopping_points": {c: int(len(evals[c][1])) if evals[c] else 0
+                                      for c in C.LABEL_CHARTS},
+            "best_iterations": {k: int(e.best_iteration_) for k, e in fitted.items()},
+            "estimator_params": {k: v for k, v in params.items() if k != "n_jobs"},
+            "smoothing_grid": grid,
+            "timings_s": {k: round(v, 2) for k, v in timings.items()},
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        "validation": scores,
+    }
+    return save_model(out_dir, models=models, manifest=manifest, overwrite=overwrite)

@@ -1,0 +1,372 @@
+"""Tests of the models package: estimators, sampling, smoothing, persistence, train/predict."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from models import (GPUUnavailableError, IceClassifier, IceRegressor, load_model,
+                    predict_scene, train_models)
+from models import _kernels, sampling, smoothing
+from models.predict import Renderer, axis_weights, make_lattice
+from scenes import contract as C
+from scenes.reader import list_scenes, open_scene
+from scenes.synth import write_synthetic_dataset
+
+# Small, fast boosters: the tests check behaviour, not skill.
+TINY = dict(n_estimators=15, num_leaves=7, min_child_samples=5, subsample=0.8, n_jobs=1)
+TRAIN_PARAMS = dict(n_estimators=12, num_leaves=7, min_child_samples=10, subsample=0.8,
+                    early_stopping_rounds=5)
+
+
+def _toy(n=600, f=5, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 1], np.linspace(-1, 1, k - 1)).astype(np.uint8)
+    return X, y
+
+
+# --- estimators -----------------------------------------------------------------------
+def test_classifier_shapes_and_attributes():
+    X, y = _toy(k=4)
+    clf = IceClassifier(6, class_weight="inv_sqrt", **TINY)
+    assert clf.get_params()["n_classes"] == 6 and not hasattr(clf, "booster_")
+    clf.fit(X, y, feature_names=list("abcde"))
+    assert list(clf.classes_) == list(range(6))  # all contract classes, 2 absent
+    assert list(clf.feature_names_in_) == list("abcde") and clf.n_features_in_ == 5
+    p = clf.predict_proba(X[:50])
+    assert p.shape == (50, 6)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-9)
+    assert p[:, 4:].max() < 0.2  # absent classes stay improbable
+    pred = clf.predict(X)
+    assert pred.dtype == np.uint8 and pred.shape == (600,)
+    assert (pred == y).mean() > 0.8
+    # inv_sqrt: rarer classes weigh more per sample
+    f = clf.class_weight_factors_
+    counts = np.bincount(y, minlength=6)
+    assert f[np.argmin(counts[:4])] > f[np.argmax(counts[:4])]
+
+
+def test_regressor_predictions_clipped_to_class_range():
+    X, y = _toy(k=11)
+    reg = IceRegressor(11, **TINY).fit(X, y.astype(float) * 1.0)
+    v = reg.predict(X * 10)  # far outside the training range
+    assert v.shape == (600,) and v.min() >= 0 and v.max() <= 10
+    c = reg.predict_classes(X)
+    assert c.dtype == np.uint8 and c.max() <= 10
+    assert reg.best_iteration_ == TINY["n_estimators"]
+
+
+def test_random_state_determinism():
+    X, y = _toy()
+    a = IceClassifier(4, random_state=3, **TINY).fit(X, y).predict_proba(X)
+    b = IceClassifier(4, random_state=3, **TINY).fit(X, y).predict_proba(X)
+    c = IceClassifier(4, random_state=4, **TINY).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)  # bagging depends on the seed
+
+
+def test_early_stopping_on_eval_set():
+    X, y = _toy(n=1000)
+    rng = np.random.default_rng(1)
+    y_noisy = np.where(rng.random(1000) < 0.4, rng.integers(0, 4, 1000), y).astype(np.uint8)
+    clf = IceClassifier(4, n_estimators=300, learning_rate=0.5, early_stopping_rounds=3,
+                        num_leaves=31, min_child_samples=2, n_jobs=1)
+    clf.fit(X[:600], y_noisy[:600], eval_set=(X[600:], y_noisy[600:]))
+    assert 1 <= clf.best_iteration_ < 300
+    assert len(clf.evals_result_["eval0"]["multi_logloss"]) < 300
+
+
+def test_unfit_and_bad_input_errors():
+    X, y = _toy()
+    with pytest.raises(NotFittedError):
+        IceClassifier(4).predict(X)
+    with pytest.raises(ValueError, match="class indices"):
+        IceClassifier(4, **TINY).fit(X, np.where(y == 0, 255, y))
+    clf = IceClassifier(4, **TINY).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match="device"):
+        IceClassifier(4, device="tpu").fit(X, y)
+
+
+def test_gpu_request_fails_cleanly_or_trains():
+    X, y = _toy()
+    try:
+        clf = IceClassifier(4, device="gpu", **TINY).fit(X, y)
+    except GPUUnavailableError as e:
+        msg = str(e)
+        assert "\n" not in msg and "device='cpu'" in msg
+    else:  # a machine with an OpenCL GPU
+        assert clf.predict_proba(X).shape == (600, 4)
+
+
+# --- sampling -------------------------------------------------------------------------
+def test_sqrt_allocation():
+    counts = np.array([1_000_000, 10_000, 100, 0, 3])
+    alloc = sampling.sqrt_allocation(counts, 3000)
+    assert alloc.sum() == 3000 and np.all(alloc <= counts)
+    assert alloc[3] == 0 and alloc[4] == 3 and alloc[2] > 0  # rare classes present
+    assert alloc[0] > alloc[1] > alloc[2]
+    assert alloc[0] / alloc[1] < 100 / 2  # flatter than proportional
+    np.testing.assert_array_equal(sampling.sqrt_allocation(counts, 10**9), counts)
+
+
+def test_draw_scene_weights_and_masks():
+    rng = np.random.default_rng(0)
+    H, W = 60, 70
+    valid = rng.random((H, W)) > 0.1
+    labels = {"SIC": rng.integers(0, 11, (H, W)).astype(np.uint8),
+              "SOD": rng.choice([0, 1, 4, 255], (H, W), p=[.6, .01, .3, .09]).astype(np.uint8),
+              "FLOE": np.full((H, W), 255, np.uint8)}
+    idx, w = sampling.draw_scene(valid, labels, 900, np.random.default_rng(1))
+    assert idx.size <= 900 and np.all(np.diff(idx) > 0)
+    assert valid.ravel()[idx].all()
+    for chart in ("SIC", "SOD"):
+        y = labels[chart].ravel()[idx]
+        assert np.all(w[chart][y == 255] == 0)
+        # population weights add up to each class's valid pixel count
+        for k in range(C.N_CLASSES[chart]):
+            pop = int(((labels[chart] == k) & valid).sum())
+            np.testing.assert_allclose(w[chart][y == k].sum(), pop if (y == k).any() else 0,
+                                       rtol=1e-5)
+    assert np.all(w["FLOE"] == 0)
+    assert (labels["SOD"].ravel()[idx] == 1).any()  # the 1 % class is drawn
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models_synth")
+    write_synthetic_dataset(out, n_train=3, n_test=1, size=(96, 112), seed=4321, progress=False)
+    return out
+
+
+def test_training_set_independent_of_n_jobs(tiny_data):
+    paths = list_scenes(tiny_data / "train", kind="train")
+    a = sampling.build_training_set(paths, n_pixels=1500, seed=5, n_jobs=1, progress=False)
+    b = sampling.build_training_set(paths, n_pixels=1500, seed=5, n_jobs=2, progress=False)
+    c = sampling.build_training_set(paths, n_pixels=1500, seed=6, n_jobs=1, progress=False)
+    assert 0 < len(a) <= 1500 and a.X.dtype == np.float32
+    assert a.X.shape == (len(a), len(a.feature_names))
+    np.testing.assert_array_equal(a.X, b.X)
+    for chart in C.LABEL_CHARTS:
+        np.testing.assert_array_equal(a.y[chart], b.y[chart])
+        assert a.y[chart].dtype == np.uint8
+    assert not np.array_equal(a.rows, c.rows)
+    assert a.scene_keys == [p.name[:19] for p in paths]
+    # rows are valid SAR pixels
+    ds = open_scene(paths[0])
+    hh = ds[C.SAR_VARS[0]].values
+    sel = a.scene == 0
+    assert np.all(hh[a.rows[sel], a.cols[sel]] != 0)
+    np.testing.assert_array_equal(ds["SIC"].values[a.rows[sel], a.cols[sel]], a.y["SIC"][sel])
+
+
+# --- smoothing ------------------------------------------------------------------------
+def _probs(shape=(3, 40, 50), seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.random(shape).astype(np.float32)
+    return p / p.sum(axis=0)
+
+
+@pytest.mark.parametrize("spec", list(smoothing.DEFAULT_GRID))
+def test_smoothing_keeps_shape_classes_and_nodata(spec):
+    p = _probs()
+    valid = np.ones(p.shape[1:], bool)
+    valid[:, :7] = False
+    comp = np.stack([np.linspace(-1, 1, 50)[None].repeat(40, 0), p[0]])
+    s = smoothing.smooth(p, valid, spec, stride=4, composite=comp)
+    assert s.shape == p.shape and s.dtype == np.float32
+    np.testing.assert_array_equal(s[:, ~valid], p[:, ~valid])
+    np.testing.assert_allclose(s[:, valid].sum(axis=0), 1, atol=1e-5)
+    assert s.min() >= -1e-6 and s.max() <= 1 + 1e-6
+    v = smoothing.smooth(p[0] * 10, valid, spec, stride=4, composite=comp)
+    assert v.shape == valid.shape and v[valid].min() >= -1e-5 and v[valid].max() <= 10 + 1e-5
+    if spec["method"] != "none":
+        assert s[:, valid].std() < p[:, valid].std()  # it did smooth
+
+
+def test_gaussian_smoothing_is_valid_aware():
+    a = np.zeros((30, 30), np.float32)
+    valid = np.ones((30, 30), bool)
+    valid[:, 15:] = False
+    a[:, :15] = 3.0
+    a[:, 15:] = 100.0  # fill values must not leak in
+    s = smoothing.gaussian_smooth(a, valid, 4.0)
+    np.testing.assert_allclose(s[:, :15], 3.0, rtol=1e-5)
+    np.testing.assert_array_equal(s[:, 15:], 100.0)
+
+
+def test_fill_invalid_and_bad_specs():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    valid = np.ones((3, 4), bool)
+    valid[1, 1] = False
+    f = smoothing.fill_invalid(a, valid)
+    assert f[1, 1] in (a[0, 1], a[1, 0], a[1, 2], a[2, 1])
+    with pytest.raises(ValueError, match="method"):
+        smoothing.check_spec({"method": "median"})
+    with pytest.raises(ValueError, match="sigma_px"):
+        smoothing.check_spec({"method": "gaussian", "sigma_px": -1})
+
+
+# --- upsampling -----------------------------------------------------------------------
+def test_upsample_kernels_match_naive_bilinear():
+    rng = np.random.default_rng(3)
+    lattice = make_lattice((23, 31), 5)
+    Hl, Wl = lattice.lattice_shape
+    P = rng.random((Hl, Wl, 4)).astype(np.float32)
+    ri, ra = axis_weights(lattice.rows, np.arange(23))
+    ci, ca = axis_weights(lattice.cols, np.arange(31))
+    valid = rng.random((23, 31)) > 0.2
+    gate = rng.integers(0, 3, (23, 31)).astype(np.uint8)
+    out = np.empty((23, 31), np.uint8)
+    _kernels.upsample_argmax(P, ri, ra, ci, ca, 1, gate, True, valid, out)
+    V = P[:, :, 0] * 10
+    vout = np.empty((23, 31), np.uint8)
+    _kernels.upsample_round(V, ri, ra, ci, ca, 10, valid, vout)
+    for y in range(23):
+        for x in range(31):
+            # naive: interpolate along rows then columns using lattice positions
+            def interp(F):
+                r = np.interp(y, lattice.rows, np.arange(Hl))
+                c = np.interp(x, lattice.cols, np.arange(Wl))
+                i0, j0 = int(np.floor(r)), int(np.floor(c))
+                i1, j1 = min(i0 + 1, Hl - 1), min(j0 + 1, Wl - 1)
+                a, b = r - i0, c - j0
+                return ((1 - a) * (1 - b) * F[i0, j0] + (1 - a) * b * F[i0, j1]
+                        + a * (1 - b) * F[i1, j0] + a * b * F[i1, j1])
+            if not valid[y, x]:
+                assert out[y, x] == 0 and vout[y, x] == 0
+                continue
+            want = 0 if gate[y, x] == 0 else 1 + int(np.argmax(interp(P)[1:]))
+            assert out[y, x] == want
+            assert vout[y, x] == min(10, int(np.floor(interp(V) + 0.5)))
+
+
+# --- train / persist / predict --------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m"
+    manifest = train_models(tiny_data / "train", out, seed=11, n_pixels=4000, val_fraction=0.34,
+                            n_jobs=1, progress=False, stride=4, estimator_params=TRAIN_PARAMS)
+    return out, manifest
+
+
+def test_train_models_manifest(trained):
+    out, man = trained
+    assert sorted(p.name for p in out.iterdir()) == ["FLOE.txt", "SIC.txt", "SOD.txt",
+                                                      "manifest.json"]
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(man))
+    assert man["sic_mode"] in ("regression", "argmax", "expected")
+    assert set(man["validation"]["sic_modes"]) == {"regression", "argmax", "expected"}
+    for key in ("smoothed", "unsmoothed"):
+        assert set(man["validation"][key]) >= {"SIC", "SOD", "FLOE", "combined"}
+    # SIC mode and smoothing are chosen jointly over a grid that holds "none"
+    v = man["validation"]
+    assert v["smoothed"]["SIC"] >= v["unsmoothed"]["SIC"]
+    assert v["smoothed"]["SIC"] == max(max(d.values()) for d in v["grid"]["SIC"].values())
+    t = man["training"]
+    assert len(t["val_scenes"]) == 1 and len(t["train_scenes"]) == 2
+    assert not set(t["val_scenes"]) & set(t["train_scenes"])
+    assert t["seed"] == 11 and t["n_rows"] <= 4000
+
+
+def test_predict_scene_maps_and_consistency(trained, tiny_data):
+    out, _ = trained
+    bundle = load_model(out)
+    ds = open_scene(list_scenes(tiny_data / "test", kind="test")[0])
+    maps = predict_scene(ds, bundle)
+    shape = ds[C.SAR_VARS[0]].shape
+    valid = ds[C.SAR_VARS[0]].values != 0
+    assert not valid.all()  # the synthetic swath has fill: the rule below is exercised
+    for chart, m in maps.items():
+        assert m.dtype == np.uint8 and m.shape == shape
+        assert m.max() < C.N_CLASSES[chart]
+        assert np.all(m[~valid] == 0)
+    water = maps["SIC"] == 0
+    for chart in ("SOD", "FLOE"):
+        assert np.all(maps[chart][water] == 0)
+        assert np.all(maps[chart][~water & valid] > 0)
+    # every pixel path (stride 1) gives the same kind of maps
+    full = predict_scene(ds, bundle, stride=1, smoothing=False)
+    assert all(full[c].shape == shape and full[c].dtype == np.uint8 for c in full)
+    assert np.all(full["SOD"][full["SIC"] == 0] == 0)
+
+
+def test_same_seed_same_maps(trained, tiny_data, tmp_path):
+    out, man = trained
+    again = train_models(tiny_data / "train", tmp_path / "m2", seed=11, n_pixels=4000,
+                         val_fraction=0.34, n_jobs=1, progress=False, stride=4,
+                         estimator_params=TRAIN_PARAMS)
+    assert again["validation"] == man["validation"]
+    assert again["smoothing"] == man["smoothing"]
+    ds = open_scene(list_scenes(tiny_data / "test", kind="test")[0])
+    a = predict_scene(ds, load_model(out))
+    b = predict_scene(ds, load_model(tmp_path / "m2"))
+    for chart in C.LABEL_CHARTS:
+        np.testing.assert_array_equal(a[chart], b[chart])
+    for chart in C.LABEL_CHARTS:
+        assert (out / f"{chart}.txt").read_text() == (tmp_path / "m2" / f"{chart}.txt").read_text()
+
+
+def test_load_model_refuses_mismatch_and_corruption(trained, tmp_path):
+    out, _ = trained
+    bad = tmp_path / "renamed"
+    shutil.copytree(out, bad)
+    man = json.loads((bad / "manifest.json").read_text())
+    man["feature_names"][0] = "hh_db_old"
+    (bad / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ValueError, match=r"renamed.*features do not match.*retrain") as e:
+        load_model(bad)
+    assert "\n" not in str(e.value) and "hh_db_old" in str(e.value)
+
+    cfg = tmp_path / "config"
+    shutil.copytree(out, cfg)
+    man = json.loads((cfg / "manifest.json").read_text())
+    man["feature_config"]["texture_windows"] = [3]
+    (cfg / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ValueError, match="features do not match"):
+        load_model(cfg)
+
+    missing = tmp_path / "missing"
+    shutil.copytree(out, missing)
+    (missing / "SOD.txt").unlink()
+    with pytest.raises(ValueError, match="SOD.txt is missing"):
+        load_model(missing)
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(out, corrupt)
+    (corrupt / "FLOE.txt").write_text("this is not a LightGBM model\n")
+    with pytest.raises(ValueError, match="FLOE.txt"):
+        load_model(corrupt)
+
+    (corrupt / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_model(corrupt)
+    with pytest.raises(ValueError, match="no manifest.json"):
+        load_model(tmp_path)
+
+
+def test_save_refuses_to_clobber(trained, tiny_data, tmp_path):
+    out, _ = trained
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(ValueError, match="not empty"):
+        train_models(tiny_data / "train", tmp_path, n_pixels=500, progress=False, n_jobs=1)
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_renderer_sic_modes_on_constant_lattice():
+    lattice = make_lattice((20, 20), 4)
+    Hl, Wl = lattice.lattice_shape
+    P = np.zeros((11, Hl, Wl), np.float32)
+    P[3] = 0.6
+    P[9] = 0.4
+    lat = {"SIC_proba": P, "SIC_value": np.full((Hl, Wl), 7.4, np.float32)}
+    valid_l = np.ones((Hl, Wl), bool)
+    r = Renderer(lat, lattice, valid_l, np.ones((20, 20), bool))
+    assert np.all(r.sic("argmax") == 3)
+    assert np.all(r.sic("expected") == 5)  # 0.6 * 3 + 0.4 * 9 = 5.4
+    assert np.all(r.sic("regression", {"method": "gaussian", "sigma_px": 8}) == 7)
