@@ -67,8 +67,19 @@ class SubmissionWriter:
                                        compression="gzip", compression_opts=1, chunks=chunks)
         self.keys.append(key)
 
+    @property
+    def tmp_path(self) -> Path:
+        """The temporary file being written (renamed to ``path`` on success)."""
+        return self._tmp
+
+    def close(self) -> None:
+        """Finish writing (so the temporary file can be checked) before the rename."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def __exit__(self, exc_type, exc, tb):
-        self._file.close()
+        self.close()
         if exc_type is None:
             os.replace(self._tmp, self.path)
         else:

@@ -1,0 +1,36 @@
+"""``run.py train``: train the SIC, SOD and FLOE models on a folder of training scenes."""
+from __future__ import annotations
+
+import json
+
+from .options import add_device, add_jobs, add_seed, show_progress
+
+
+def add_parser(sub, parents):
+    p = sub.add_parser("train", parents=parents, help="train the three chart models",
+                       description="Sample pixels across training scenes, train one LightGBM model per "
+                                   "chart with early stopping on held-out scenes, and save a model folder.")
+    p.add_argument("--data", required=True, metavar="TRAIN_DIR", help="folder of training *_prep.nc scenes")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
+    p.add_argument("--pixels", type=int, default=2_000_000, metavar="N",
+                   help="training pixels sampled over all scenes (default 2000000)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of scenes held out for early stopping and choices (default 0.2)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    add_device(p)
+    add_seed(p)
+    add_jobs(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from models import train_models
+
+    manifest = train_models(args.data, args.out, device=args.device, seed=args.seed,
+                            n_pixels=args.pixels, val_fraction=args.val_fraction,
+                            n_jobs=args.jobs, progress=show_progress(args), overwrite=args.overwrite)
+    print(f"model written to {args.out}")
+    scores = manifest.get("validation")
+    if scores:
+        print("validation scores:", json.dumps(scores, default=str))
+    return 0
