@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import fft, ndimage, spatial
+from scipy.special import ndtri
 
 from . import contract as C
 from ._synth_kernels import GLACIER, MODE_BLOB, MODE_NETWORK, MODE_SOLID, MODE_WATER
@@ -38,6 +39,10 @@ assert len(DIST_EDGES_KM) == 40  # zones 1..41 above land (0)
 
 # stage (SOD class) and form (FLOE class) codes used in the partial tables
 BERGS = 6
+CAKE = 1
+#: Floe field (see surface_kernel) per leading form: sub-pixel cakes and small
+#: floes -> white noise, medium -> 2, big -> 6, vast -> 24 pixel cells.
+FIELD_OF_FORM = {1: 0, 2: 0, 3: 1, 4: 2, 5: 3, BERGS: 1}
 
 
 # --- random fields ----------------------------------------------------------
@@ -420,14 +425,15 @@ def make_chart(target, shape4, swath4, land, outside, month, rng):
     """Polygons with SIC/SOD/FLOE egg codes matching ``target``'s composition."""
     hc, wc = shape4
     n_cells = hc * wc
-    water_frac = (target.fractions("SIC") if target.fractions("SIC") is not None
-                  else np.eye(11)[0])[0]
+    sic_frac = target.fractions("SIC")
+    if sic_frac is None:  # nothing charted in the real scene: any plausible mix
+        sic_frac = np.r_[0.5, 0.5 * pooled_prior("SIC")]
     # ice-ness: large-scale field plus a ramp (the ice edge) pushed away from land
     ice = fractal_noise(rng, shape4, beta=3.6) + ramp(shape4, rng.uniform(0, 2 * math.pi),
                                                       rng.uniform(0.8, 2.5))
     ice += 0.6 * np.exp(-land.dist4_km / 30.0)  # coastal pack / fast ice
     ice = _standardise(ice)
-    pid4, seeds, warp = make_polygons(shape4, ice, water_frac, rng)
+    pid4, seeds, warp = make_polygons(shape4, ice, sic_frac[0], rng)
     n = len(seeds)
     valid4 = swath4 & ~land.mask4
     area = np.bincount(pid4.ravel(), valid4.ravel(), minlength=n).astype(np.float64)
@@ -441,9 +447,6 @@ def make_chart(target, shape4, swath4, land, outside, month, rng):
     uncharted = select_area(np.cos(a) * cy + np.sin(a) * cx, area, area > 0, uncharted_area)
     charted_area = np.where(uncharted, 0.0, area)
 
-    sic_frac = target.fractions("SIC")
-    if sic_frac is None:  # nothing charted in the real scene: any plausible mix
-        sic_frac = np.r_[0.5, 0.5 * pooled_prior("SIC")]
     ct = quantile_walk(iceness, charted_area, sic_frac)
     is_ice = ct > 0
     ice_area = np.where(is_ice, charted_area, 0.0)
@@ -493,10 +496,8 @@ def _tables(n, ct, stage, form, sod_mixed, floe_mixed, fast, uncharted, rng):
         "cum": np.ones((n, 2), np.float32), "pstage": np.zeros((n, 3), np.uint8),
         "pform": np.zeros((n, 3), np.uint8), "sic_lab": np.zeros(n, np.uint8),
         "sod_lab": np.zeros(n, np.uint8), "floe_lab": np.zeros(n, np.uint8),
-        "ct": ct.astype(np.int64), "partials": [None] * n,
+        "ct": ct.astype(np.int64), "partials": [None] * n, "cake": np.zeros(n),
     }
-    from scipy.special import ndtri
-
     for p in range(n):
         c = int(ct[p])
         if c == 0:
@@ -524,15 +525,17 @@ def _tables(n, ct, stage, form, sod_mixed, floe_mixed, fast, uncharted, rng):
             elif f_geom in (4, 5) and c >= 8:
                 # compact big/vast floes: water (or refrozen leads) in a lead network
                 t["mode"][p] = MODE_NETWORK
-                t["field_id"][p] = f_geom - 1
+                t["field_id"][p] = FIELD_OF_FORM[f_geom]
                 t["thr"][p] = ndtri(0.5 + 0.5 * water) if water > 0 else -1.0
                 t["lead_thr"][p] = ndtri(0.51) if water == 0 else 0.0
             elif c == 10:
                 t["mode"][p] = MODE_SOLID
             else:
                 t["mode"][p] = MODE_BLOB
-                t["field_id"][p] = {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, BERGS: 1}[f_geom]
+                t["field_id"][p] = FIELD_OF_FORM[f_geom]
                 t["thr"][p] = ndtri(water)
+                if f_geom == CAKE:  # the SAR sees cakes and water mixed in each pixel
+                    t["cake"][p] = c / 10.0
         t["sic_lab"][p] = c
         if uncharted[p]:
             t["sic_lab"][p] = t["sod_lab"][p] = t["floe_lab"][p] = C.MASK_VALUE

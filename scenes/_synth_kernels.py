@@ -146,7 +146,7 @@ def _incidence(t, ia_near, ia_far):
 def surface_kernel(pid4, seeds, warp, shift, land4, land_thr, dist4, edges, sw, ia_range,
                    mode, field_id, thr, lead_thr, cum, pstage, pform,
                    sic_lab, sod_lab, floe_lab,
-                   f_small, f_med, f_big, f_vast, f_type, key_cake,
+                   f_fine, f_big, f_vast, f_type, key_white,
                    stage, form, spid, sic, sod, floe, ia, dist):
     """Per-pixel surface (stage, form, polygon), labels, incidence angle and distance zone.
 
@@ -154,8 +154,10 @@ def surface_kernel(pid4, seeds, warp, shift, land4, land_thr, dist4, edges, sw, 
     polygon at a slightly shifted position (``shift``: displacement field in
     pixels, factor 16), as real ice edges stray from the generalised chart.
 
-    ``f_*`` are the floe fields (factors 2, 4, 8, 24) and the partial-type
-    field (factor 32); ``cum`` holds per polygon the cumulative partial
+    ``field_id`` picks the floe field of a polygon: 0 per-pixel white noise
+    (cake and small floes, below the pixel size), 1 ``f_fine`` (factor 2,
+    medium floes), 2 ``f_big`` (factor 6), 3 ``f_vast`` (factor 24);
+    ``f_type`` (factor 32) places the partials; ``cum`` holds per polygon the cumulative partial
     fractions. Outside the swath ``ia`` and ``dist`` are NaN and the labels
     255; the surface itself exists everywhere (the radiometer sees it).
     """
@@ -179,13 +181,11 @@ def surface_kernel(pid4, seeds, warp, shift, land4, land_thr, dist4, edges, sw, 
                 if m == MODE_BLOB or m == MODE_NETWORK:
                     fid = field_id[p]
                     if fid == 0:
-                        g = _normal(key_cake, y * W + x)
+                        g = _normal(key_white, y * W + x)
                     elif fid == 1:
-                        g = _bilin(f_small, 2.0, y, x)
+                        g = _bilin(f_fine, 2.0, y, x)
                     elif fid == 2:
-                        g = _bilin(f_med, 4.0, y, x)
-                    elif fid == 3:
-                        g = _bilin(f_big, 8.0, y, x)
+                        g = _bilin(f_big, 6.0, y, x)
                     else:
                         g = _bilin(f_vast, 24.0, y, x)
                     if m == MODE_NETWORK:

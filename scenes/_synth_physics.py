@@ -98,7 +98,10 @@ def era5_fields(comp, month, lat, look_angle, rng):
     t_ice, melt = season(month, lat, rng)
     sst = 271.35 + 3.5 * melt + rng.uniform(0, 1.0)
     t_water_air = 0.45 * t_ice + 0.55 * sst
-    big = lambda s=12.0: smooth_noise(rng, shape, s)  # noqa: E731 - tiny local helper
+
+    def big(sigma=12.0):  # large-scale weather variability
+        return smooth_noise(rng, shape, sigma)
+
     t2m = ice * t_ice + water * t_water_air + land * (t_ice + 2.0) + 1.5 * big()
     skt_ice = np.minimum(t2m - 2.0 * (1 - melt), 273.15)
     skt = ice * skt_ice + water * sst + land * (t2m + 1.0)

@@ -228,7 +228,7 @@ def make_scene(shape=DEFAULT_SHAPE, *, seed=0, kind="train", scene_key=None, ser
     # per-pixel surface and labels
     rf = _rng(seed, "floes")
     fields = [chart.smooth_noise(rf, (-(-H // f), -(-W // f)), s)
-              for f, s in ((2, 0.8), (4, 1.0), (8, 1.0), (24, 1.0), (32, 1.0))]
+              for f, s in ((2, 0.8), (6, 1.0), (24, 1.0), (32, 1.0))]
     t = ch.tables
     amp = min(12.0, 0.02 * min(H, W))
     shift = np.stack([amp * chart.smooth_noise(rf, (-(-H // 16), -(-W // 16)), 1.5) for _ in range(2)])
@@ -271,13 +271,11 @@ def make_scene(shape=DEFAULT_SHAPE, *, seed=0, kind="train", scene_key=None, ser
     gust = chart.smooth_noise(rs, (-(-H // 40), -(-W // 40)), 1.0)
     sp = phys.sar_params(rs, svc)
     dhh, dhv, shelter = phys.polygon_offsets(ch.n_polygons, t["ct"], rs)
-    is_cake = (t["mode"] == K.MODE_BLOB) & (t["field_id"] == 0) & (t["ct"] > 0)
-    cake = np.where(is_cake, t["ct"] / 10.0, 0.0)
     hh = np.empty((H, W), np.float32)
     hv = np.empty((H, W), np.float32)
     K.sar_kernel(stage, form, spid, sw, np.array(phys.IA_RANGE), wind, dir_mod, gust, tex, ridge,
                  ridge_on, land_tex, phys.HH0, phys.HV0, phys.HH_SLOPE, phys.HV_SLOPE, phys.TEX_DB,
-                 phys.RIDGE_HH, phys.RIDGE_HV, phys.FORM_HH, dhh, dhv, shelter, cake, t["pstage"][:, 0].copy(), phys.water_vector(),
+                 phys.RIDGE_HH, phys.RIDGE_HV, phys.FORM_HH, dhh, dhv, shelter, t["cake"], t["pstage"][:, 0].copy(), phys.water_vector(),
                  melt, sp["nesz"], phys.SUB_EDGES, sp["sub_bias"], sp["scallop"], phys.LOOKS,
                  _hash_keys(rs, 3), sp["p_berg"], hh, hv)
     del stage, form, spid, tex, ridge
