@@ -16,6 +16,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from . import contract as C
 from ._synth_chart import smooth_noise
 from ._synth_kernels import LAND, N_SURFACE
 
@@ -115,8 +116,7 @@ def era5_fields(comp, month, lat, look_angle, rng):
     wind_speed = np.hypot(u, v)
     # cos(2 phi): up/downwind brighter than crosswind relative to the radar look
     dir_mod = np.cos(2.0 * (np.arctan2(v, u) - look_angle))
-    out = dict(u10m_rotated=u, v10m_rotated=v, t2m=t2m, skt=skt, tcwv=tcwv, tclw=tclw)
-    out = {k: np.asarray(a, np.float32) for k, a in out.items()}
+    out = {k: np.asarray(a, np.float32) for k, a in zip(C.ERA5_VARS, (u, v, t2m, skt, tcwv, tclw))}
     return out, wind_speed.astype(np.float32), dir_mod.astype(np.float32), melt
 
 
@@ -126,6 +126,7 @@ AMSR2_FREQ = (("6_9", 6.925), ("7_3", 7.3), ("10_7", 10.65), ("18_7", 18.7), ("2
 #: 3 dB footprint (km), along x across scan.
 FOOTPRINT_KM = {"6_9": (35, 62), "7_3": (35, 62), "10_7": (24, 42), "18_7": (14, 22),
                 "23_8": (15, 26), "36_5": (7, 12), "89_0": (3, 5)}
+assert [f"btemp_{f}{p}" for f, _ in AMSR2_FREQ for p in "hv"] == list(C.AMSR2_VARS)
 NEDT = {"6_9": 0.34, "7_3": 0.43, "10_7": 0.7, "18_7": 0.7, "23_8": 0.6, "36_5": 0.7, "89_0": 1.2}
 #: Emissivity [surface code, channel, (H, V)].
 EMIS = np.array([

@@ -213,87 +213,95 @@ def make_scene(shape=DEFAULT_SHAPE, *, seed=0, kind="train", scene_key=None, ser
     heading = rng_meta.uniform(-math.pi, math.pi)
     month = int(key[4:6])
 
-    # chart geometry
+    sw, land, ch = _chart(H, W, seed, target, month)
+    surf = _surface(H, W, seed, sw, land, ch)
+    attrs = {"scene_id": f"{key}_prep.nc", "original_id": original_id, "ice_service": svc,
+             "flip": 0, "pixel_spacing": 80}
+    out = {}
+    if kind in ("train", "reference"):
+        for c in C.LABEL_CHARTS:
+            out[c] = (surf.pop(c), {"polygon": CHART_TITLES[c], "chart_fill_value": C.MASK_VALUE})
+    if kind == "reference":
+        return _assemble(out, attrs, C.LABEL_CHARTS)
+
+    # 2 km grid: ERA5 and AMSR2 from the surface composition
+    comp = K.composition_kernel(surf["stage"], *C.grid2km_shape((H, W)), C.GRID2KM_FACTOR)
+    look = math.atan2(sw[3] * sw[6], sw[2] * sw[6])  # range direction in the image
+    era, wind, dir_mod, melt = phys.era5_fields(comp, month, lat0, look, _rng(seed, "era5"))
+    tb = phys.amsr2_tb(comp, era, wind, melt, _rng(seed, "amsr2"))
+    hh, hv = _sar(H, W, seed, svc, sw, ch, surf, wind, dir_mod, melt)
+
+    for name, arr, pol in ((C.SAR_VARS[0], hh, "HH"), (C.SAR_VARS[1], hv, "HV")):
+        lo, hi = _zscore_sar_grid(name, arr)
+        out[name] = (arr, {"polarisation": pol, "description": SAR_DESCRIPTION.format(pol=pol),
+                           "min": lo, "max": hi, "variable_fill_value": C.SAR_FILL})
+    for name, arr in zip(C.SAR_GRID_VARS[2:], (surf["ia"], surf["dist"])):
+        _zscore_sar_grid(name, arr)
+        out[name] = (arr, {})
+    for name in C.GRID2KM_VARS:
+        out[name] = (C.to_zscore(name, tb[name] if name in tb else era[name]), {})
+    for name, arr in zip(C.TIEPOINT_VARS, _tie_points((H, W), lat0, lon0, heading)):
+        out[name] = (arr, {})
+    return _assemble(out, attrs, C.TRAIN_VARS if kind == "train" else C.TEST_VARS)
+
+
+def _chart(H, W, seed, target, month):
+    """Swath, land and the ice chart of a scene (coarse grids and polygon tables)."""
     shape4 = (-(-H // chart.POLY_FACTOR), -(-W // chart.POLY_FACTOR))
     rg = _rng(seed, "swath")
     masked = target.masked_fraction()
     sw = chart.swath_geometry((H, W), min(masked, rg.uniform(0.05, 0.30)), rg)
     swath4 = chart.swath_mask_coarse(sw, shape4, chart.POLY_FACTOR)
     outside = 1.0 - float(swath4.mean())
+    # what the target masks beyond the swath goes to land first, the rest is uncharted
     spare = masked - outside
     land_goal = min(spare, rg.uniform(0.10, 0.50)) if spare > 0.02 else 0.0
     land = chart.make_land((H, W), land_goal, swath4, _rng(seed, "land"))
     ch = chart.make_chart(target, shape4, swath4, land, outside, month, _rng(seed, "chart"))
+    return sw, land, ch
 
-    # per-pixel surface and labels
+
+def _coarse(H, W, factor):
+    return -(-H // factor), -(-W // factor)
+
+
+def _surface(H, W, seed, sw, land, ch):
+    """Per-pixel stage, form, surface polygon, labels, incidence angle and distance zone."""
     rf = _rng(seed, "floes")
-    fields = [chart.smooth_noise(rf, (-(-H // f), -(-W // f)), s)
-              for f, s in ((2, 0.8), (6, 1.0), (24, 1.0), (32, 1.0))]
+    fields = [chart.smooth_noise(rf, _coarse(H, W, f), s) for f, s in ((2, 0.8), (6, 1.0), (24, 1.0), (32, 1.0))]
+    amp = min(12.0, 0.02 * min(H, W))  # chart generalisation: SAR edges stray ~1 km
+    shift = np.stack([amp * chart.smooth_noise(rf, _coarse(H, W, 16), 1.5) for _ in range(2)])
+    out = {name: np.empty((H, W), dtype) for name, dtype in (
+        ("stage", np.uint8), ("form", np.uint8), ("spid", np.uint16), ("SIC", np.uint8), ("SOD", np.uint8),
+        ("FLOE", np.uint8), ("ia", np.float32), ("dist", np.float32))}
     t = ch.tables
-    amp = min(12.0, 0.02 * min(H, W))
-    shift = np.stack([amp * chart.smooth_noise(rf, (-(-H // 16), -(-W // 16)), 1.5) for _ in range(2)])
-    spid = np.empty((H, W), np.uint16)
-    stage = np.empty((H, W), np.uint8)
-    form = np.empty((H, W), np.uint8)
-    labels = {c: np.empty((H, W), np.uint8) for c in C.LABEL_CHARTS}
-    ia = np.empty((H, W), np.float32)
-    dist = np.empty((H, W), np.float32)
-    K.surface_kernel(ch.pid4, ch.seeds, ch.warp, shift, land.field4, land.thr, land.dist4_km, chart.DIST_EDGES_KM, sw,
-                     np.array(phys.IA_RANGE), t["mode"], t["field_id"], t["thr"], t["lead_thr"],
-                     t["cum"], t["pstage"], t["pform"], t["sic_lab"], t["sod_lab"], t["floe_lab"],
-                     *fields, _hash_keys(rf, 1)[0], stage, form, spid, labels["SIC"], labels["SOD"],
-                     labels["FLOE"], ia, dist)
-    del fields
+    K.surface_kernel(ch.pid4, ch.seeds, ch.warp, shift, land.field4, land.thr, land.dist4_km,
+                     chart.DIST_EDGES_KM, sw, np.array(phys.IA_RANGE), t["mode"], t["field_id"], t["thr"],
+                     t["lead_thr"], t["cum"], t["pstage"], t["pform"], t["sic_lab"], t["sod_lab"],
+                     t["floe_lab"], *fields, _hash_keys(rf, 1)[0], *out.values())
+    return out
 
-    attrs = {"scene_id": f"{key}_prep.nc", "original_id": original_id, "ice_service": svc,
-             "flip": 0, "pixel_spacing": 80}
-    out = {}
-    if kind in ("train", "reference"):
-        for c in C.LABEL_CHARTS:
-            out[c] = (labels[c], {"polygon": CHART_TITLES[c], "chart_fill_value": C.MASK_VALUE})
-    del labels
-    if kind == "reference":
-        return _assemble(out, attrs, C.LABEL_CHARTS)
 
-    # 2 km grid: ERA5 and AMSR2 from the surface composition
-    h2, w2 = C.grid2km_shape((H, W))
-    comp = K.composition_kernel(stage, h2, w2, C.GRID2KM_FACTOR)
-    look = math.atan2(sw[3] * sw[6], sw[2] * sw[6])
-    era, wind, dir_mod, melt = phys.era5_fields(comp, month, lat0, look, _rng(seed, "era5"))
-    tb = phys.amsr2_tb(comp, era, wind, melt, _rng(seed, "amsr2"))
-
-    # SAR
+def _sar(H, W, seed, svc, sw, ch, surf, wind, dir_mod, melt):
+    """HH and HV sigma0 in dB (float32, NaN outside the swath)."""
     rs = _rng(seed, "sar")
-    tex = chart.smooth_noise(rs, (-(-H // 2), -(-W // 2)), 1.0)
-    ridge = chart.ridge_field(rs, (-(-H // 5), -(-W // 5)))
-    ridge_on = chart.smooth_noise(rs, (-(-H // 16), -(-W // 16)), 1.0) - np.float32(0.3)
-    land_tex = chart.smooth_noise(rs, (-(-H // 6), -(-W // 6)), 1.5)
-    gust = chart.smooth_noise(rs, (-(-H // 40), -(-W // 40)), 1.0)
+    tex = chart.smooth_noise(rs, _coarse(H, W, 2), 1.0)
+    ridge = chart.ridge_field(rs, _coarse(H, W, 5))
+    ridge_on = chart.smooth_noise(rs, _coarse(H, W, 16), 1.0) - np.float32(0.3)
+    land_tex = chart.smooth_noise(rs, _coarse(H, W, 6), 1.5)
+    gust = chart.smooth_noise(rs, _coarse(H, W, 40), 1.0)
     sp = phys.sar_params(rs, svc)
+    t = ch.tables
     dhh, dhv, shelter = phys.polygon_offsets(ch.n_polygons, t["ct"], rs)
     hh = np.empty((H, W), np.float32)
     hv = np.empty((H, W), np.float32)
-    K.sar_kernel(stage, form, spid, sw, np.array(phys.IA_RANGE), wind, dir_mod, gust, tex, ridge,
-                 ridge_on, land_tex, phys.HH0, phys.HV0, phys.HH_SLOPE, phys.HV_SLOPE, phys.TEX_DB,
-                 phys.RIDGE_HH, phys.RIDGE_HV, phys.FORM_HH, dhh, dhv, shelter, t["cake"], t["pstage"][:, 0].copy(), phys.water_vector(),
-                 melt, sp["nesz"], phys.SUB_EDGES, sp["sub_bias"], sp["scallop"], phys.LOOKS,
-                 _hash_keys(rs, 3), sp["p_berg"], hh, hv)
-    del stage, form, spid, tex, ridge
-
-    for name, arr, pol in ((C.SAR_VARS[0], hh, "HH"), (C.SAR_VARS[1], hv, "HV")):
-        lo, hi = _zscore_sar_grid(name, arr)
-        out[name] = (arr, {"polarisation": pol, "description": SAR_DESCRIPTION.format(pol=pol),
-                           "min": lo, "max": hi, "variable_fill_value": C.SAR_FILL})
-    for name, arr in (("sar_incidenceangle", ia), ("distance_map", dist)):
-        _zscore_sar_grid(name, arr)
-        out[name] = (arr, {})
-    for name in C.GRID2KM_VARS:
-        src = tb[name] if name in tb else era[name]
-        out[name] = (C.to_zscore(name, src), {})
-    lat, lon = _tie_points((H, W), lat0, lon0, heading)
-    out[C.TIEPOINT_VARS[0]] = (lat, {})
-    out[C.TIEPOINT_VARS[1]] = (lon, {})
-    return _assemble(out, attrs, C.TRAIN_VARS if kind == "train" else C.TEST_VARS)
+    K.sar_kernel(surf["stage"], surf["form"], surf["spid"], sw, np.array(phys.IA_RANGE), wind, dir_mod,
+                 gust, tex, ridge, ridge_on, land_tex, phys.HH0, phys.HV0, phys.HH_SLOPE, phys.HV_SLOPE,
+                 phys.TEX_DB, phys.RIDGE_HH, phys.RIDGE_HV, phys.FORM_HH, dhh, dhv, shelter, t["cake"],
+                 np.ascontiguousarray(t["pstage"][:, 0]), phys.water_vector(), melt, sp["nesz"],
+                 phys.SUB_EDGES, sp["sub_bias"], sp["scallop"], phys.LOOKS, _hash_keys(rs, 3),
+                 sp["p_berg"], hh, hv)
+    return hh, hv
 
 
 def _zscore_sar_grid(name, arr):

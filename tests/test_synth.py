@@ -226,6 +226,7 @@ def test_write_reopen_identical_and_valid(tmp_path):
             xr.testing.assert_identical(ds[v], want[v])
         if kind == "test":
             ref = open_scene(tmp_path / "a" / "reference" / f"{key}_prep_reference.nc").load()
+            assert {k: ref.attrs[k] for k in want.attrs} == want.attrs
             for v in C.LABEL_CHARTS:
                 xr.testing.assert_identical(ref[v], make_scene(shape, seed=seed)[v])
     again = write_synthetic_dataset(tmp_path / "b", n_train=2, n_test=2, size=(100, 110), seed=5, progress=False)
