@@ -24,12 +24,17 @@ pairs whose first pixel sits in the column that leaves are removed and those
 whose first pixel sits in the column that enters are added, O(window) per
 matrix and pixel. Each thread first turns its chunk of rows into pair codes
 (count index and diagonal flag of every pixel pair, column-major), so the hot
-loop is a load, a count update and a table look-up per pair; the counts are
-only kept when a requested property needs them (ASM, energy, entropy). The linear sums need no counts: they come from per-column
-sums that slide down the rows of a chunk and across the columns of a row,
-O(1) per pixel. Integer (and fixed-point) accumulators make the result
-independent of the path, so :func:`glcm_points_kernel`, which builds each
-window from scratch, gives bit-identical values.
+loop is a load, a count update and a table look-up per pair. The counts are
+only kept when a requested property needs them (ASM, energy, entropy).
+
+The linear sums need no counts: they come from per-column sums that slide
+down the rows of a chunk and across the columns of a row, O(1) per pixel.
+The properties are then evaluated for a block of pixels of a row at a time,
+in loops the compiler vectorises.
+
+Integer (and fixed-point) accumulators make the result independent of the
+path, so :func:`glcm_points_kernel`, which builds each window from scratch,
+gives bit-identical values.
 """
 from __future__ import annotations
 
@@ -46,8 +51,15 @@ LOG2 = math.log(2.0)
 # slots of the linear pair sums
 _DIS, _HOM, _S1, _S2, _S11, _ND = 0, 1, 2, 3, 4, 5
 N_LIN = 6
-N_PROPS = 10
+#: Column-sum slots per offset (N_LIN padded to one 512-bit vector of int64).
+N_SLOT = 8
+#: Pixels of a row whose properties are evaluated together.
+BLOCK = 256
+# Row stride of the per-block buffers: not a multiple of 4 KiB, so the many
+# streams written per pixel do not fight over the same L1 cache sets.
+BSTRIDE = BLOCK + 24
 
+_ASM, _ENERGY, _ENTROPY = 3, 4, 9
 #: Property name -> code understood by the kernels (skimage's names).
 PROP_CODES = {
     "contrast": 0,
@@ -82,13 +94,16 @@ def homogeneity_table(levels):
     return np.rint(HOM_SCALE / (1.0 + d * d)).astype(np.int64)
 
 
-@njit(cache=True, inline="always")
+_JIT = dict(cache=True, error_model="numpy")
+
+
+@njit(**_JIT)
 def _ix(i):
     # unsigned indices spare numba's negative-index wraparound in hot loops
     return np.uint64(i)
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _code(a, b, base, levels):
     """Pair code: count index of the unordered level pair (a, b) << 1 | [a == b]."""
     lo = min(a, b)
@@ -96,7 +111,7 @@ def _code(a, b, base, levels):
     return ((base + lo * levels + hi) << 1) | np.int64(a == b)
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _add_pair(q, counts, dft):
     """Count one pair of code ``q``; return its change of (s, e).
 
@@ -108,7 +123,7 @@ def _add_pair(q, counts, dft):
     return (2 * u + 1) << (q & 1), dft[_ix(u)]
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _remove_pair(q, counts, dft):
     """Uncount one pair of code ``q``; return its change of (s, e)."""
     idx = _ix(q >> 1)
@@ -117,7 +132,7 @@ def _remove_pair(q, counts, dft):
     return -((2 * u + 1) << (q & 1)), -dft[_ix(u)]
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _add_codes(codes, p0, n, counts, dft):
     """Count the ``n`` pairs ``codes[p0:p0 + n]``; return the change of (s, e)."""
     s = np.int64(0)
@@ -129,7 +144,7 @@ def _add_codes(codes, p0, n, counts, dft):
     return s, e
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _slide_codes(codes, pout, pin, n, counts, dft):
     """Uncount ``codes[pout:pout + n]``, count ``codes[pin:pin + n]``; return (ds, de)."""
     s = np.int64(0)
@@ -144,14 +159,14 @@ def _slide_codes(codes, pout, pin, n, counts, dft):
     return s, e
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _clear_codes(codes, p0, n, counts):
     """Zero the cells of the pairs ``codes[p0:p0 + n]`` (end of a window's life)."""
     for j in range(n):
         counts[_ix(np.int64(codes[_ix(p0 + j)]) >> 1)] = 0
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _pair_linear(a, b, ht):
     """The six linear pair values of the pair (a, b), in slot order."""
     d = a - b
@@ -159,87 +174,113 @@ def _pair_linear(a, b, ht):
     return ad, ht[_ix(ad)], a + b, a * a + b * b, 2 * a * b, np.int64(d == 0)
 
 
-@njit(cache=True, inline="always")
-def _add_row_linear(flat, prow, ncol, dd, ht, cs, cbase, wp):
-    """Column sums ``cs[cbase + f * wp + x] +=`` pair values of pairs on row ``prow``."""
+@njit(**_JIT)
+def _row_linear(flat, pout, pin, ncol, dd, ht, cs, cbase):
+    """Column sums ``cs[cbase + x * N_SLOT + f]``: add the pairs starting on flat row
+    ``pin`` and, unless ``pout < 0``, remove those starting on row ``pout``."""
     for x in range(ncol):
-        v0, v1, v2, v3, v4, v5 = _pair_linear(np.int64(flat[_ix(prow + x)]),
-                                              np.int64(flat[_ix(prow + x + dd)]), ht)
-        cs[_ix(cbase + x)] += v0
-        cs[_ix(cbase + wp + x)] += v1
-        cs[_ix(cbase + 2 * wp + x)] += v2
-        cs[_ix(cbase + 3 * wp + x)] += v3
-        cs[_ix(cbase + 4 * wp + x)] += v4
-        cs[_ix(cbase + 5 * wp + x)] += v5
-
-
-@njit(cache=True, inline="always")
-def _slide_row_linear(flat, pout, pin, ncol, dd, ht, cs, cbase, wp):
-    """Column sums: remove the pairs on row ``pout``, add those on row ``pin``."""
-    for x in range(ncol):
-        o0, o1, o2, o3, o4, o5 = _pair_linear(np.int64(flat[_ix(pout + x)]),
-                                              np.int64(flat[_ix(pout + x + dd)]), ht)
         i0, i1, i2, i3, i4, i5 = _pair_linear(np.int64(flat[_ix(pin + x)]),
                                               np.int64(flat[_ix(pin + x + dd)]), ht)
-        cs[_ix(cbase + x)] += i0 - o0
-        cs[_ix(cbase + wp + x)] += i1 - o1
-        cs[_ix(cbase + 2 * wp + x)] += i2 - o2
-        cs[_ix(cbase + 3 * wp + x)] += i3 - o3
-        cs[_ix(cbase + 4 * wp + x)] += i4 - o4
-        cs[_ix(cbase + 5 * wp + x)] += i5 - o5
+        if pout >= 0:
+            o0, o1, o2, o3, o4, o5 = _pair_linear(np.int64(flat[_ix(pout + x)]),
+                                                  np.int64(flat[_ix(pout + x + dd)]), ht)
+            i0 -= o0
+            i1 -= o1
+            i2 -= o2
+            i3 -= o3
+            i4 -= o4
+            i5 -= o5
+        b = cbase + x * N_SLOT
+        cs[_ix(b)] += i0
+        cs[_ix(b + 1)] += i1
+        cs[_ix(b + 2)] += i2
+        cs[_ix(b + 3)] += i3
+        cs[_ix(b + 4)] += i4
+        cs[_ix(b + 5)] += i5
 
 
-@njit(cache=True, inline="always")
-def _finalize(s_k, e_k, lin, geo, log_n, weight, props, need, vals, res):
-    """Weighted mean over the matrices of each requested property, into ``res``.
+@njit(**_JIT)
+def _finalize_block(nb, stride, s_blk, e_blk, w_blk, geo, log_n, weight, props, acc):
+    """Properties of ``nb`` pixels, weighted-mean over the offsets, into ``acc``.
 
-    ``geo[k]`` holds (pairs, n = 2 pairs, 1/pairs, 1/n, 1/n**2); ``need``
-    flags (sqrt of ASM, correlation, std, entropy) skip unused costly terms.
+    Per offset ``k`` and pixel ``c``: ``s_blk[k * stride + c]``,
+    ``e_blk[k * stride + c]`` and the linear sums
+    ``w_blk[(k * N_LIN + f) * stride + c]``; ``acc[p * stride + c]`` receives
+    property ``props[p]``. ``geo[k]`` holds (pairs, n = 2 pairs, 1/pairs,
+    1/n, 1/n**2). Simple loops over ``c``, so they vectorise.
     """
+    for p in range(props.size):
+        for c in range(nb):
+            acc[_ix(p * stride + c)] = 0.0
     for k in range(weight.size):
+        wk = weight[k]
         n = np.int64(geo[k, 1])
         inv_p = geo[k, 2]
         inv_n = geo[k, 3]
         inv_n2 = geo[k, 4]
-        lb = k * N_LIN
-        s1 = lin[lb + _S1]
-        s2 = lin[lb + _S2]
-        s11 = lin[lb + _S11]
-        # n**2 * variance, exact in integers
-        vnum = n * s2 - s1 * s1
-        asm = 2.0 * s_k[k] * inv_n2
-        var = vnum * inv_n2
-        vb = k * N_PROPS
-        vals[vb + 0] = (s2 - s11) * inv_p
-        vals[vb + 1] = lin[lb + _DIS] * inv_p
-        vals[vb + 2] = lin[lb + _HOM] * (inv_p / HOM_SCALE)
-        vals[vb + 3] = asm
-        vals[vb + 6] = s1 * inv_n
-        vals[vb + 7] = var
-        if need[0]:
-            vals[vb + 4] = math.sqrt(asm)
-        if need[1]:
-            # skimage: correlation is 1 where a marginal std is 0 (constant window)
-            vals[vb + 5] = (n * s11 - s1 * s1) / vnum if vnum > 0 else 1.0
-        if need[2]:
-            vals[vb + 8] = math.sqrt(var)
-        if need[3]:
-            vals[vb + 9] = log_n[k] - ((2.0 / ENT_SCALE) * e_k[k]
-                                       + 2.0 * LOG2 * lin[lb + _ND]) * inv_n
-    for p in range(props.size):
-        acc = 0.0
-        for k in range(weight.size):
-            acc += weight[k] * vals[k * N_PROPS + props[p]]
-        res[p] = acc
+        sb = k * stride
+        wb = k * N_LIN * stride
+        dis = wb + _DIS * stride
+        hom = wb + _HOM * stride
+        s1 = wb + _S1 * stride
+        s2 = wb + _S2 * stride
+        s11 = wb + _S11 * stride
+        nd = wb + _ND * stride
+        for p in range(props.size):
+            code = props[p]
+            ab = p * stride
+            if code == 0:
+                f = wk * inv_p
+                for c in range(nb):
+                    acc[_ix(ab + c)] += f * (w_blk[_ix(s2 + c)] - w_blk[_ix(s11 + c)])
+            elif code == 1:
+                f = wk * inv_p
+                for c in range(nb):
+                    acc[_ix(ab + c)] += f * w_blk[_ix(dis + c)]
+            elif code == 2:
+                f = wk * inv_p / HOM_SCALE
+                for c in range(nb):
+                    acc[_ix(ab + c)] += f * w_blk[_ix(hom + c)]
+            elif code == 3:
+                f = wk * 2.0 * inv_n2
+                for c in range(nb):
+                    acc[_ix(ab + c)] += f * s_blk[_ix(sb + c)]
+            elif code == 4:
+                for c in range(nb):
+                    acc[_ix(ab + c)] += wk * math.sqrt(2.0 * inv_n2 * s_blk[_ix(sb + c)])
+            elif code == 5:
+                for c in range(nb):
+                    m1 = w_blk[_ix(s1 + c)]
+                    # n**2 variance and n**2 covariance, exact in integers
+                    vnum = n * w_blk[_ix(s2 + c)] - m1 * m1
+                    cnum = n * w_blk[_ix(s11 + c)] - m1 * m1
+                    r = np.float64(cnum) / np.float64(vnum)
+                    # skimage: correlation is 1 where a marginal std is 0
+                    acc[_ix(ab + c)] += wk * (r if vnum > 0 else 1.0)
+            elif code == 6:
+                f = wk * inv_n
+                for c in range(nb):
+                    acc[_ix(ab + c)] += f * w_blk[_ix(s1 + c)]
+            elif code == 7 or code == 8:
+                for c in range(nb):
+                    m1 = w_blk[_ix(s1 + c)]
+                    var = (n * w_blk[_ix(s2 + c)] - m1 * m1) * inv_n2
+                    acc[_ix(ab + c)] += wk * (var if code == 7 else math.sqrt(var))
+            else:
+                f = 2.0 / ENT_SCALE
+                g = 2.0 * LOG2
+                for c in range(nb):
+                    acc[_ix(ab + c)] += wk * (log_n[k] - (f * e_blk[_ix(sb + c)]
+                                                          + g * w_blk[_ix(nd + c)]) * inv_n)
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _geometry(window, odr, odc, wp, props):
-    """Per-offset window geometry and the flags of the costly property terms.
+    """Per-offset window geometry, and whether any property needs the counts.
 
     Returns ``ylo`` (first pair row in the window), ``nrows``/``ncols`` (pair
     rows/columns), ``dd`` (flat step to the partner pixel), ``geo`` (see
-    :func:`_finalize`), ``log_n``, ``need`` and ``need_counts``.
+    :func:`_finalize_block`), ``log_n`` and ``need_counts``.
     """
     n_off = odr.size
     ylo = np.empty(n_off, np.int64)
@@ -260,21 +301,16 @@ def _geometry(window, odr, odc, wp, props):
         geo[k, 3] = 1.0 / (2 * pk)
         geo[k, 4] = geo[k, 3] * geo[k, 3]
         log_n[k] = math.log(2.0 * pk)
-    need = np.zeros(4, np.bool_)
     need_counts = False
     for p in range(props.size):
         c = props[p]
-        need[0] |= c == 4
-        need[1] |= c == 5
-        need[2] |= c == 8
-        need[3] |= c == 9
-        need_counts |= c == 3 or c == 4 or c == 9
-    return ylo, nrows, ncols, dd, geo, log_n, need, need_counts
+        need_counts |= c == _ASM or c == _ENERGY or c == _ENTROPY
+    return ylo, nrows, ncols, dd, geo, log_n, need_counts
 
 
-@njit(cache=True, inline="always")
+@njit(**_JIT)
 def _fill_codes(flat, wp, levels, ll, k, dd, y0, y1, r0, hc, ncol, codes):
-    """Pair codes of matrix ``k`` for first-pixel rows [y0, y1), column-major.
+    """Pair codes of offset ``k`` for first-pixel rows [y0, y1), column-major.
 
     ``codes[(k * wp + x) * hc + (y - r0)]``; columns outer, so both image reads
     walk columns whose cache lines stay hot for the next ``x``.
@@ -287,7 +323,92 @@ def _fill_codes(flat, wp, levels, ll, k, dd, y0, y1, r0, hc, ncol, codes):
                                        k * ll, levels)
 
 
-@njit(cache=True, parallel=True)
+@njit(**_JIT)
+def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, props, dft, ht,
+                ylo, nrows, ncols, dd, geo, log_n, need_counts, oflat):
+    """Output rows ``r0:r1`` of :func:`glcm_rows_kernel` (one thread's chunk)."""
+    n_off = odc.size
+    n_props = props.size
+    ll = levels * levels
+    # code rows r0 .. r1 + window - 2 cover every window of the chunk
+    hc = r1 - r0 + window - 1
+    counts = np.zeros(n_off * ll if need_counts else 1, np.int32)
+    codes = np.empty(n_off * wp * hc if need_counts else 1, np.uint32)
+    cs = np.zeros(n_off * wp * N_SLOT, np.int64)
+    lw = np.zeros(n_off * N_SLOT, np.int64)
+    s_k = np.zeros(n_off, np.int64)
+    e_k = np.zeros(n_off, np.int64)
+    s_blk = np.zeros(n_off * BSTRIDE, np.int64)
+    e_blk = np.zeros(n_off * BSTRIDE, np.int64)
+    w_blk = np.zeros(n_off * N_LIN * BSTRIDE, np.int64)
+    acc = np.zeros(n_props * BSTRIDE, np.float64)
+    if need_counts:
+        for k in range(n_off):
+            _fill_codes(flat, wp, levels, ll, k, dd[k], r0 + ylo[k],
+                        r1 - 1 + ylo[k] + nrows[k], r0, hc, wp - odc[k], codes)
+    for r in range(r0, r1):
+        for k in range(n_off):
+            cbase = k * wp * N_SLOT
+            ytop = r + ylo[k]
+            # column sums of the linear pair values over the window's rows
+            if r == r0:
+                for y in range(ytop, ytop + nrows[k]):
+                    _row_linear(flat, -1, y * wp, wp - odc[k], dd[k], ht, cs, cbase)
+            else:
+                _row_linear(flat, (ytop - 1) * wp, (ytop + nrows[k] - 1) * wp,
+                            wp - odc[k], dd[k], ht, cs, cbase)
+            # the first window of the row, from scratch
+            s = np.int64(0)
+            e = np.int64(0)
+            for f in range(N_SLOT):
+                lw[k * N_SLOT + f] = 0
+            for x in range(ncols[k]):
+                if need_counts:
+                    ds, de = _add_codes(codes, (k * wp + x) * hc + ytop - r0, nrows[k],
+                                        counts, dft)
+                    s += ds
+                    e += de
+                for f in range(N_SLOT):
+                    lw[k * N_SLOT + f] += cs[_ix(cbase + x * N_SLOT + f)]
+            s_k[k] = s
+            e_k[k] = e
+        for c0 in range(0, n_cols, BLOCK):
+            nb = min(BLOCK, n_cols - c0)
+            for c in range(c0, c0 + nb):
+                j = c - c0
+                for k in range(n_off):
+                    if c > 0:
+                        xout = c - 1
+                        xin = xout + ncols[k]
+                        if need_counts:
+                            yb = r + ylo[k] - r0
+                            ds, de = _slide_codes(codes, (k * wp + xout) * hc + yb,
+                                                  (k * wp + xin) * hc + yb, nrows[k],
+                                                  counts, dft)
+                            s_k[k] += ds
+                            e_k[k] += de
+                        bo = k * wp * N_SLOT + xout * N_SLOT
+                        bi = k * wp * N_SLOT + xin * N_SLOT
+                        for f in range(N_SLOT):
+                            lw[k * N_SLOT + f] += cs[_ix(bi + f)] - cs[_ix(bo + f)]
+                    s_blk[k * BSTRIDE + j] = s_k[k]
+                    e_blk[k * BSTRIDE + j] = e_k[k]
+                    for f in range(N_LIN):
+                        w_blk[_ix((k * N_LIN + f) * BSTRIDE + j)] = lw[k * N_SLOT + f]
+            _finalize_block(nb, BSTRIDE, s_blk, e_blk, w_blk, geo, log_n, weight, props, acc)
+            for p in range(n_props):
+                ob = p * plane + r * n_cols + c0
+                for j in range(nb):
+                    oflat[_ix(ob + j)] = acc[_ix(p * BSTRIDE + j)]
+        # zero the counts of the row's last window for the next row
+        if need_counts:
+            for k in range(n_off):
+                yb = r + ylo[k] - r0
+                for x in range(n_cols - 1, n_cols - 1 + ncols[k]):
+                    _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], counts)
+
+
+@njit(parallel=True, **_JIT)
 def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
                      chunk_bounds, out):
     """Fill ``out[p, r, c]`` for every pixel of the unpadded image.
@@ -309,110 +430,39 @@ def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
         Output rows ``[b[i], b[i+1])`` are one chunk, run by one thread.
     out : float32 (P, H, W), C-contiguous
     """
-    n_off = odr.size
-    n_rows = out.shape[1]
     n_cols = out.shape[2]
     wp = img.shape[1]
-    ll = levels * levels
     flat = img.reshape(-1)
     oflat = out.reshape(-1)
-    plane = n_rows * n_cols
-    ylo, nrows, ncols, dd, geo, log_n, need, need_counts = _geometry(
-        window, odr, odc, wp, props)
+    plane = out.shape[1] * n_cols
+    ylo, nrows, ncols, dd, geo, log_n, need_counts = _geometry(window, odr, odc, wp, props)
     for ch in prange(chunk_bounds.size - 1):
-        r0 = chunk_bounds[ch]
-        r1 = chunk_bounds[ch + 1]
-        # code rows r0 .. r1 + window - 2 cover every window of the chunk
-        hc = r1 - r0 + window - 1
-        counts = np.zeros(n_off * ll if need_counts else 1, np.int32)
-        codes = np.empty(n_off * wp * hc if need_counts else 1, np.uint32)
-        cs = np.zeros(n_off * N_LIN * wp, np.int64)
-        lin = np.zeros(n_off * N_LIN, np.int64)
-        s_k = np.zeros(n_off, np.int64)
-        e_k = np.zeros(n_off, np.int64)
-        vals = np.zeros(n_off * N_PROPS, np.float64)
-        res = np.zeros(props.size, np.float64)
-        if need_counts:
-            for k in range(n_off):
-                _fill_codes(flat, wp, levels, ll, k, dd[k], r0 + ylo[k],
-                            r1 - 1 + ylo[k] + nrows[k], r0, hc, wp - odc[k], codes)
-        for r in range(r0, r1):
-            for k in range(n_off):
-                cbase = k * N_LIN * wp
-                ytop = r + ylo[k]
-                # column sums of the linear pair values over the window's rows
-                if r == r0:
-                    for y in range(ytop, ytop + nrows[k]):
-                        _add_row_linear(flat, y * wp, wp - odc[k], dd[k], ht, cs, cbase, wp)
-                else:
-                    _slide_row_linear(flat, (ytop - 1) * wp, (ytop + nrows[k] - 1) * wp,
-                                      wp - odc[k], dd[k], ht, cs, cbase, wp)
-                # the first window of the row, from scratch
-                s = np.int64(0)
-                e = np.int64(0)
-                for f in range(N_LIN):
-                    lin[k * N_LIN + f] = 0
-                for x in range(ncols[k]):
-                    if need_counts:
-                        ds, de = _add_codes(codes, (k * wp + x) * hc + ytop - r0, nrows[k],
-                                            counts, dft)
-                        s += ds
-                        e += de
-                    for f in range(N_LIN):
-                        lin[k * N_LIN + f] += cs[_ix(cbase + f * wp + x)]
-                s_k[k] = s
-                e_k[k] = e
-            for c in range(n_cols):
-                if c > 0:
-                    for k in range(n_off):
-                        cbase = k * N_LIN * wp
-                        xout = c - 1
-                        xin = xout + ncols[k]
-                        if need_counts:
-                            yb = r + ylo[k] - r0
-                            ds, de = _slide_codes(codes, (k * wp + xout) * hc + yb,
-                                                  (k * wp + xin) * hc + yb, nrows[k],
-                                                  counts, dft)
-                            s_k[k] += ds
-                            e_k[k] += de
-                        for f in range(N_LIN):
-                            lin[k * N_LIN + f] += (cs[_ix(cbase + f * wp + xin)]
-                                                   - cs[_ix(cbase + f * wp + xout)])
-                _finalize(s_k, e_k, lin, geo, log_n, weight, props, need, vals, res)
-                o = r * n_cols + c
-                for p in range(props.size):
-                    oflat[_ix(p * plane + o)] = res[p]
-            # zero the counts of the row's last window for the next row
-            if need_counts:
-                for k in range(n_off):
-                    yb = r + ylo[k] - r0
-                    for x in range(n_cols - 1, n_cols - 1 + ncols[k]):
-                        _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], counts)
+        _rows_chunk(flat, wp, chunk_bounds[ch], chunk_bounds[ch + 1], n_cols, plane, window,
+                    levels, odc, weight, props, dft, ht, ylo, nrows, ncols, dd, geo, log_n,
+                    need_counts, oflat)
 
 
-@njit(cache=True, parallel=True)
+@njit(parallel=True, **_JIT)
 def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
                        dft, ht, chunk_bounds, out):
     """Fill ``out[p, i]`` for the window centred on pixel ``(rows[i], cols[i])``.
 
     Same arguments as :func:`glcm_rows_kernel` (``img`` padded the same
-    way); each window is built from scratch with the same integer sums, so
-    the values equal the sliding kernel's bit for bit. ``out`` is float32
-    (P, N) and ``chunk_bounds`` splits the points.
+    way); each window is built from scratch into the same integer sums and
+    evaluated by the same code, so values equal the sliding kernel's bit for
+    bit. ``out`` is float32 (P, N) and ``chunk_bounds`` splits the points.
     """
     n_off = odr.size
     wp = img.shape[1]
     ll = levels * levels
     flat = img.reshape(-1)
-    ylo, nrows, ncols, dd, geo, log_n, need, need_counts = _geometry(
-        window, odr, odc, wp, props)
+    ylo, nrows, ncols, dd, geo, log_n, _need = _geometry(window, odr, odc, wp, props)
     for ch in prange(chunk_bounds.size - 1):
         counts = np.zeros(n_off * ll, np.int32)
         lin = np.zeros(n_off * N_LIN, np.int64)
         s_k = np.zeros(n_off, np.int64)
         e_k = np.zeros(n_off, np.int64)
-        vals = np.zeros(n_off * N_PROPS, np.float64)
-        res = np.zeros(props.size, np.float64)
+        acc = np.zeros(props.size, np.float64)
         for i in range(chunk_bounds[ch], chunk_bounds[ch + 1]):
             # the padded window's top-left corner is the pixel's own position
             for k in range(n_off):
@@ -433,9 +483,9 @@ def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
                             lin[k * N_LIN + f] += vl[f]
                 s_k[k] = s
                 e_k[k] = e
-            _finalize(s_k, e_k, lin, geo, log_n, weight, props, need, vals, res)
+            _finalize_block(1, 1, s_k, e_k, lin, geo, log_n, weight, props, acc)
             for p in range(props.size):
-                out[p, i] = res[p]
+                out[p, i] = acc[p]
             for k in range(n_off):
                 for x in range(cols[i], cols[i] + ncols[k]):
                     for y in range(rows[i] + ylo[k], rows[i] + ylo[k] + nrows[k]):

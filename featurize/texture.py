@@ -35,6 +35,8 @@ from featurize import _texture_kernels as _k
 DEFAULT_PROPS = ("contrast", "dissimilarity", "homogeneity", "ASM", "energy",
                  "correlation", "mean", "variance", "entropy")
 SUPPORTED_PROPS = tuple(_k.PROP_CODES)
+#: Rows per thread chunk of :func:`glcm` (see there).
+CHUNK_ROWS = 128
 #: The four GLCM angles (radians), as in skimage's usual call.
 ANGLES = (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
 
@@ -65,7 +67,10 @@ def glcm(image, *, window, levels, distances=(1,), props=DEFAULT_PROPS):
     h, w = img.shape
     padded = np.pad(img, window // 2, mode="reflect")
     out = np.empty((codes.size, h, w), dtype=np.float32)
-    n_chunks = min(h, 4 * numba.get_num_threads())
+    # chunks of ~CHUNK_ROWS rows, a multiple of the thread count: each chunk
+    # pays for window - 1 extra rows of set-up, and threads should finish together
+    threads = numba.get_num_threads()
+    n_chunks = min(h, threads * max(1, round(h / (CHUNK_ROWS * threads))))
     bounds = np.linspace(0, h, n_chunks + 1).round().astype(np.int64)
     _k.glcm_rows_kernel(padded, window, levels, odr, odc, weight, codes,
                         _dft_for(window, odr, odc), _k.homogeneity_table(levels),

@@ -7,6 +7,7 @@ import pytest
 from naive import glcm_naive, glcm_naive_at
 
 from featurize.quantize import (DB_RANGES, fill_level, quantize_db, quantize_zscore)
+from featurize import texture
 from featurize.texture import DEFAULT_PROPS, SUPPORTED_PROPS, glcm, glcm_at
 from scenes.contract import meanstd, to_zscore
 
@@ -73,15 +74,18 @@ def test_glcm_at_equals_glcm_at_the_points():
     assert empty.shape == (len(DEFAULT_PROPS), 0)
 
 
-def test_glcm_same_for_any_thread_count():
-    img = _image("random", 16, shape=(37, 29), seed=2)
+def test_glcm_same_for_any_thread_count_and_chunking(monkeypatch):
+    img = _image("half", 16, shape=(37, 29), seed=2)
+    ref = glcm(img, window=7, levels=16, props=SUPPORTED_PROPS)
     n = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = glcm(img, window=7, levels=16)
+        np.testing.assert_array_equal(glcm(img, window=7, levels=16, props=SUPPORTED_PROPS), ref)
     finally:
         numba.set_num_threads(n)
-    np.testing.assert_array_equal(glcm(img, window=7, levels=16), one)
+    # many small chunks: each restarts its column sums and pair codes
+    monkeypatch.setattr(texture, "CHUNK_ROWS", 3)
+    np.testing.assert_array_equal(glcm(img, window=7, levels=16, props=SUPPORTED_PROPS), ref)
 
 
 def test_props_subset_and_order():
