@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         r = json.loads(res.stdout.strip().splitlines()[-1])
         size_mb = Path(r["file"]).stat().st_size / 1e6
     print(f"synthetic training scene {h} x {w} (seed {args.seed}):")
-    print(f"  write wall time   {r['write_s']:.1f} s  (CPU {r["cpu_s"]:.1f} s, all threads)")
+    print(f"  write wall time   {r['write_s']:.1f} s  (CPU {r['cpu_s']:.1f} s, all threads)")
     print(f"  peak RSS          {r['peak_rss_kb'] / 1e6:.2f} GB")
     print(f"  file size         {size_mb:.0f} MB")
     print(f"  warm-up (Numba load/compile + 100 x 110 scene) {r['warmup_s']:.1f} s")
