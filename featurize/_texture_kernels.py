@@ -8,8 +8,9 @@ How the sliding update works
 Every co-occurrence matrix is symmetric (skimage ``symmetric=True``), so a
 pixel pair ``(a, b)`` adds 1 to cells ``(a, b)`` and ``(b, a)`` (2 to the
 diagonal cell when ``a == b``). We store one count ``u`` per unordered pair
-of levels (upper triangle, ``lo * L + hi``) and keep, per matrix, integer
-running sums from which every property follows exactly:
+of levels (the triangle: the ``L`` diagonal cells first, then the pairs
+``lo < hi``) and keep, per matrix, integer running sums from which every
+property follows exactly:
 
 * ``s = sum(u**2) + sum_diag(u**2)``: the symmetric matrix has
   ``sum(c**2) = 2 s`` (ASM, energy);
@@ -23,8 +24,8 @@ The counts and ``s``, ``e`` are updated as the window moves one column: the
 pairs whose first pixel sits in the column that leaves are removed and those
 whose first pixel sits in the column that enters are added, O(window) per
 matrix and pixel. Each thread first turns its chunk of rows into pair codes
-(count index and diagonal flag of every pixel pair, column-major), so the hot
-loop is a load, a count update and a table look-up per pair. The counts are
+(uint16 triangle index of every pixel pair, column-major), so the hot loop
+is a load, a count update and a table look-up per pair. The counts are
 only kept when a requested property needs them (ASM, energy, entropy).
 
 The linear sums need no counts: they come from per-column sums that slide
@@ -104,66 +105,68 @@ def _ix(i):
 
 
 @njit(**_JIT)
-def _code(a, b, base, levels):
-    """Pair code: count index of the unordered level pair (a, b) << 1 | [a == b]."""
+def _code(a, b, levels):
+    """Triangle index of the unordered level pair (a, b): ``a`` if ``a == b``,
+    else ``levels`` + the rank of ``(lo, hi)`` among the pairs ``lo < hi``."""
     lo = min(a, b)
     hi = a + b - lo
-    return ((base + lo * levels + hi) << 1) | np.int64(a == b)
+    off = levels + (lo * (2 * levels - lo - 1)) // 2 + hi - lo - 1
+    return off if lo != hi else lo
 
 
 @njit(**_JIT)
-def _add_pair(q, counts, dft):
-    """Count one pair of code ``q``; return its change of (s, e).
+def _add_pair(q, base, levels, counts, dft):
+    """Count one pair of code ``q`` in the matrix at ``base``; return its change of (s, e).
 
     ``s`` = sum(u**2) + sum_diag(u**2), ``e`` = fixed-point sum(u log u).
     """
-    idx = _ix(q >> 1)
+    idx = _ix(base + q)
     u = np.int64(counts[idx])
     counts[idx] = u + 1
-    return (2 * u + 1) << (q & 1), dft[_ix(u)]
+    return (2 * u + 1) << np.int64(q < levels), dft[_ix(u)]
 
 
 @njit(**_JIT)
-def _remove_pair(q, counts, dft):
+def _remove_pair(q, base, levels, counts, dft):
     """Uncount one pair of code ``q``; return its change of (s, e)."""
-    idx = _ix(q >> 1)
+    idx = _ix(base + q)
     u = np.int64(counts[idx]) - 1
     counts[idx] = u
-    return -((2 * u + 1) << (q & 1)), -dft[_ix(u)]
+    return -((2 * u + 1) << np.int64(q < levels)), -dft[_ix(u)]
 
 
 @njit(**_JIT)
-def _add_codes(codes, p0, n, counts, dft):
+def _add_codes(codes, p0, n, base, levels, counts, dft):
     """Count the ``n`` pairs ``codes[p0:p0 + n]``; return the change of (s, e)."""
     s = np.int64(0)
     e = np.int64(0)
     for j in range(n):
-        ds, de = _add_pair(np.int64(codes[_ix(p0 + j)]), counts, dft)
+        ds, de = _add_pair(np.int64(codes[_ix(p0 + j)]), base, levels, counts, dft)
         s += ds
         e += de
     return s, e
 
 
 @njit(**_JIT)
-def _slide_codes(codes, pout, pin, n, counts, dft):
+def _slide_codes(codes, pout, pin, n, base, levels, counts, dft):
     """Uncount ``codes[pout:pout + n]``, count ``codes[pin:pin + n]``; return (ds, de)."""
     s = np.int64(0)
     e = np.int64(0)
     for j in range(n):
-        ds, de = _remove_pair(np.int64(codes[_ix(pout + j)]), counts, dft)
+        ds, de = _remove_pair(np.int64(codes[_ix(pout + j)]), base, levels, counts, dft)
         s += ds
         e += de
-        ds, de = _add_pair(np.int64(codes[_ix(pin + j)]), counts, dft)
+        ds, de = _add_pair(np.int64(codes[_ix(pin + j)]), base, levels, counts, dft)
         s += ds
         e += de
     return s, e
 
 
 @njit(**_JIT)
-def _clear_codes(codes, p0, n, counts):
+def _clear_codes(codes, p0, n, base, counts):
     """Zero the cells of the pairs ``codes[p0:p0 + n]`` (end of a window's life)."""
     for j in range(n):
-        counts[_ix(np.int64(codes[_ix(p0 + j)]) >> 1)] = 0
+        counts[_ix(base + np.int64(codes[_ix(p0 + j)]))] = 0
 
 
 @njit(**_JIT)
@@ -309,7 +312,7 @@ def _geometry(window, odr, odc, wp, props):
 
 
 @njit(**_JIT)
-def _fill_codes(flat, wp, levels, ll, k, dd, y0, y1, r0, hc, ncol, codes):
+def _fill_codes(flat, wp, levels, k, dd, y0, y1, r0, hc, ncol, codes):
     """Pair codes of offset ``k`` for first-pixel rows [y0, y1), column-major.
 
     ``codes[(k * wp + x) * hc + (y - r0)]``; columns outer, so both image reads
@@ -320,7 +323,7 @@ def _fill_codes(flat, wp, levels, ll, k, dd, y0, y1, r0, hc, ncol, codes):
         for y in range(y0, y1):
             p = y * wp + x
             codes[_ix(cb + y)] = _code(np.int64(flat[_ix(p)]), np.int64(flat[_ix(p + dd)]),
-                                       k * ll, levels)
+                                       levels)
 
 
 @njit(**_JIT)
@@ -329,11 +332,11 @@ def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, pr
     """Output rows ``r0:r1`` of :func:`glcm_rows_kernel` (one thread's chunk)."""
     n_off = odc.size
     n_props = props.size
-    ll = levels * levels
+    ntri = levels * (levels + 1) // 2
     # code rows r0 .. r1 + window - 2 cover every window of the chunk
     hc = r1 - r0 + window - 1
-    counts = np.zeros(n_off * ll if need_counts else 1, np.int32)
-    codes = np.empty(n_off * wp * hc if need_counts else 1, np.uint32)
+    counts = np.zeros(n_off * ntri if need_counts else 1, np.int32)
+    codes = np.empty(n_off * wp * hc if need_counts else 1, np.uint16)
     cs = np.zeros(n_off * wp * N_SLOT, np.int64)
     lw = np.zeros(n_off * N_SLOT, np.int64)
     s_k = np.zeros(n_off, np.int64)
@@ -344,7 +347,7 @@ def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, pr
     acc = np.zeros(n_props * BSTRIDE, np.float64)
     if need_counts:
         for k in range(n_off):
-            _fill_codes(flat, wp, levels, ll, k, dd[k], r0 + ylo[k],
+            _fill_codes(flat, wp, levels, k, dd[k], r0 + ylo[k],
                         r1 - 1 + ylo[k] + nrows[k], r0, hc, wp - odc[k], codes)
     for r in range(r0, r1):
         for k in range(n_off):
@@ -365,7 +368,7 @@ def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, pr
             for x in range(ncols[k]):
                 if need_counts:
                     ds, de = _add_codes(codes, (k * wp + x) * hc + ytop - r0, nrows[k],
-                                        counts, dft)
+                                        k * ntri, levels, counts, dft)
                     s += ds
                     e += de
                 for f in range(N_SLOT):
@@ -384,7 +387,7 @@ def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, pr
                             yb = r + ylo[k] - r0
                             ds, de = _slide_codes(codes, (k * wp + xout) * hc + yb,
                                                   (k * wp + xin) * hc + yb, nrows[k],
-                                                  counts, dft)
+                                                  k * ntri, levels, counts, dft)
                             s_k[k] += ds
                             e_k[k] += de
                         bo = k * wp * N_SLOT + xout * N_SLOT
@@ -405,7 +408,7 @@ def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, pr
             for k in range(n_off):
                 yb = r + ylo[k] - r0
                 for x in range(n_cols - 1, n_cols - 1 + ncols[k]):
-                    _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], counts)
+                    _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], k * ntri, counts)
 
 
 @njit(parallel=True, **_JIT)
@@ -454,11 +457,11 @@ def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
     """
     n_off = odr.size
     wp = img.shape[1]
-    ll = levels * levels
+    ntri = levels * (levels + 1) // 2
     flat = img.reshape(-1)
     ylo, nrows, ncols, dd, geo, log_n, _need = _geometry(window, odr, odc, wp, props)
     for ch in prange(chunk_bounds.size - 1):
-        counts = np.zeros(n_off * ll, np.int32)
+        counts = np.zeros(n_off * ntri, np.int32)
         lin = np.zeros(n_off * N_LIN, np.int64)
         s_k = np.zeros(n_off, np.int64)
         e_k = np.zeros(n_off, np.int64)
@@ -475,7 +478,7 @@ def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
                         p = y * wp + x
                         a = np.int64(flat[_ix(p)])
                         b = np.int64(flat[_ix(p + dd[k])])
-                        ds, de = _add_pair(_code(a, b, k * ll, levels), counts, dft)
+                        ds, de = _add_pair(_code(a, b, levels), k * ntri, levels, counts, dft)
                         s += ds
                         e += de
                         vl = _pair_linear(a, b, ht)
@@ -491,5 +494,5 @@ def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
                     for y in range(rows[i] + ylo[k], rows[i] + ylo[k] + nrows[k]):
                         p = y * wp + x
                         q = _code(np.int64(flat[_ix(p)]), np.int64(flat[_ix(p + dd[k])]),
-                                  k * ll, levels)
-                        counts[_ix(q >> 1)] = 0
+                                  levels)
+                        counts[_ix(k * ntri + q)] = 0

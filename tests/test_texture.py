@@ -51,11 +51,13 @@ def test_constant_window_edge_cases():
         np.testing.assert_allclose(got[p], expect[prop], atol=1e-6, err_msg=prop)
 
 
-def test_large_window_many_levels_at_points():
-    img = _image("random", 64, shape=(40, 60), seed=3)
+@pytest.mark.parametrize("window, levels, distances", [(25, 64, (1, 3)), (9, 256, (1, 2))])
+def test_large_window_many_levels_at_points(window, levels, distances):
+    img = _image("random", levels, shape=(40, 60), seed=3)
+    img[10:30, 20:50] = img[10:30, 20:50] // 7  # some repeated pairs at 256 levels
     rows = np.array([0, 5, 20, 39, 39, 17])
     cols = np.array([0, 59, 30, 0, 59, 44])
-    kw = dict(window=25, levels=64, distances=(1, 3), props=SUPPORTED_PROPS)
+    kw = dict(window=window, levels=levels, distances=distances, props=SUPPORTED_PROPS)
     want = glcm_naive_at(img, rows, cols, **kw)
     np.testing.assert_allclose(glcm(img, **kw)[:, rows, cols], want, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(glcm_at(img, rows, cols, **kw), want, rtol=RTOL, atol=ATOL)
