@@ -92,19 +92,22 @@ def integral_images(bands_db, centres, valid):
                             np.ascontiguousarray(valid, dtype=np.bool_))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _integral_kernel(x, centres, valid):
     nb, h, w = x.shape
     cnt = np.zeros((h + 1, w + 1), np.int64)
     s1 = np.zeros((nb, h + 1, w + 1), np.int64)
     s2 = np.zeros((nb, h + 1, w + 1), np.int64)
-    for i in range(h):
-        run = 0
-        for j in range(w):
-            if valid[i, j]:
-                run += 1
-            cnt[i + 1, j + 1] = cnt[i, j + 1] + run
-    for b in range(nb):
+    # one task per band, plus one for the count
+    for b in prange(nb + 1):
+        if b == nb:
+            for i in range(h):
+                run = 0
+                for j in range(w):
+                    if valid[i, j]:
+                        run += 1
+                    cnt[i + 1, j + 1] = cnt[i, j + 1] + run
+            continue
         for i in range(h):
             r1 = 0
             r2 = 0
@@ -124,15 +127,15 @@ def _box(img, b, i0, i1, j0, j1):
 
 
 @njit(cache=True)
-def _stats_one(cnt, s1, s2, centres, scales, gi, gj, li, lj, h_img, w_img, row_off,
-               h_loc, out, k):
-    """Write the statistics of one pixel into ``out[:, k]``.
+def _stats_one(cnt, s1, s2, centres, scales, gi, j, row_off, h_img, out, k):
+    """Write the statistics of image pixel ``(gi, j)`` into ``out[:, k]``.
 
-    ``gi, gj`` are image coordinates (for clipping the box to the image),
-    ``li = gi - row_off`` the row in the integral images. Layout of ``out``:
-    for each scale, for each band: mean, std; then the valid fraction of the
-    largest box.
+    The integral images start at image row ``row_off``; boxes are clipped to
+    the image (``h_img`` rows). Layout of ``out``: for each scale, for each
+    band: mean, std; then the valid fraction of the largest box.
     """
+    h_loc = cnt.shape[0] - 1
+    w_img = cnt.shape[1] - 1
     nb = s1.shape[0]
     ns = scales.shape[0]
     o = 0
@@ -143,8 +146,8 @@ def _stats_one(cnt, s1, s2, centres, scales, gi, gj, li, lj, h_img, w_img, row_o
         a1 = min(gi + r + 1, h_img)
         i0 = min(max(a0 - row_off, 0), h_loc)
         i1 = min(max(a1 - row_off, 0), h_loc)
-        j0 = max(lj - r, 0)
-        j1 = min(lj + r + 1, w_img)
+        j0 = max(j - r, 0)
+        j1 = min(j + r + 1, w_img)
         n = cnt[i1, j1] - cnt[i0, j1] - cnt[i1, j0] + cnt[i0, j0]
         for b in range(nb):
             if n > 0:
@@ -165,23 +168,16 @@ def _stats_one(cnt, s1, s2, centres, scales, gi, gj, li, lj, h_img, w_img, row_o
 
 @njit(cache=True, parallel=True)
 def _stats_rows_kernel(cnt, s1, s2, centres, scales, row0, row1, row_off, h_img, out):
-    h_loc = cnt.shape[0] - 1
-    w = cnt.shape[1] - 1
-    nrow = row1 - row0
-    for t in prange(nrow):
-        gi = row0 + t
-        for j in range(w):
-            _stats_one(cnt, s1, s2, centres, scales, gi, j, gi - row_off, j, h_img, w,
-                       row_off, h_loc, out[:, t, :], j)
+    for t in prange(row1 - row0):
+        plane = out[:, t, :]
+        for j in range(cnt.shape[1] - 1):
+            _stats_one(cnt, s1, s2, centres, scales, row0 + t, j, row_off, h_img, plane, j)
 
 
 @njit(cache=True, parallel=True)
 def _stats_points_kernel(cnt, s1, s2, centres, scales, rows, cols, row_off, h_img, out):
-    h_loc = cnt.shape[0] - 1
-    w = cnt.shape[1] - 1
     for k in prange(rows.shape[0]):
-        _stats_one(cnt, s1, s2, centres, scales, rows[k], cols[k], rows[k] - row_off, cols[k],
-                   h_img, w, row_off, h_loc, out, k)
+        _stats_one(cnt, s1, s2, centres, scales, rows[k], cols[k], row_off, h_img, out, k)
 
 
 def n_stats(n_bands, scales):
@@ -191,7 +187,7 @@ def n_stats(n_bands, scales):
 
 def _check_halo(row0, row1, r, row_off, h, h_img):
     need0, need1 = max(0, row0 - r), min(h_img, row1 + r)
-    if not (row_off <= need0 and need1 <= row_off + h and row0 < row1 or row0 == row1):
+    if row0 < row1 and not (row_off <= need0 and need1 <= row_off + h):
         raise ValueError(f"rows {row0}:{row1} with boxes of radius {r} need image rows "
                          f"{need0}:{need1}, but rows {row_off}:{row_off + h} were given")
 
