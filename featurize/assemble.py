@@ -35,11 +35,11 @@ correlated set: contrast/homogeneity for local variation, entropy for
 disorder, correlation for linear structure; the GLCM mean and variance
 duplicate the context means and stds) of HH and HV at full 80 m resolution,
 32 grey levels, distance 1, windows 11 and 25 px (0.9 and 2 km). A full scene
-takes about 53 s of CPU time (texture about 33 s, context 6 s, 2 km
-interpolation 5 s), i.e. about 30 s wall on two idle cores, peak RSS about
-1.1 GB with 256-row blocks. ``texture_factor=2`` (GLCM on 160 m blocks,
-windows then 1.8 and 4 km) cuts that to about 35 s of CPU; we keep full
-resolution because it is inside the 60 s budget.
+takes 48-56 s of CPU time (texture about 33 s, context 6 s, 2 km
+interpolation 5 s), 47 s wall on two shared cores (about 30 s on idle ones),
+peak RSS about 1.1 GB with 256-row blocks. ``texture_factor=2`` (GLCM on
+160 m blocks, windows then 1.8 and 4 km) cuts that to 25-35 s of CPU (18.5 s
+wall); we keep full resolution because it is inside the 60 s budget.
 """
 from __future__ import annotations
 
