@@ -30,6 +30,28 @@ def add_jobs(p: argparse.ArgumentParser) -> None:
                    help="parallel worker processes over scenes (default: all cores)")
 
 
+class _MlflowFlag(argparse.Action):
+    """``--mlflow``: fails at once, in one line, when MLflow is not installed."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from evaluation.tracking import MlflowNotInstalled, require_mlflow
+
+        try:
+            require_mlflow()
+        except MlflowNotInstalled as exc:
+            parser.exit(1, f"error: {exc}\n")
+        setattr(namespace, self.dest, True)
+
+
+def add_mlflow(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mlflow", action=_MlflowFlag,
+                   help="log this run to MLflow (MLFLOW_TRACKING_URI, default a local store in "
+                        "the working directory); needs pip install '.[mlflow]'")
+
+
 def configure_logging(args) -> None:
     level = logging.INFO - 10 * args.verbose + 10 * args.quiet
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
