@@ -54,11 +54,9 @@ _DIS, _HOM, _S1, _S2, _S11, _ND = 0, 1, 2, 3, 4, 5
 N_LIN = 6
 #: Column-sum slots per offset (N_LIN padded to one 512-bit vector of int64).
 N_SLOT = 8
-#: Pixels of a row whose properties are evaluated together.
-BLOCK = 256
-# Row stride of the per-block buffers: not a multiple of 4 KiB, so the many
-# streams written per pixel do not fight over the same L1 cache sets.
-BSTRIDE = BLOCK + 24
+# Row stride pad of the per-block buffers: strides that are not a multiple of
+# 4 KiB keep the many streams written per pixel off the same L1 cache sets.
+BLOCK_PAD = 24
 
 _ASM, _ENERGY, _ENTROPY = 3, 4, 9
 #: Property name -> code understood by the kernels (skimage's names).
@@ -328,8 +326,15 @@ def _fill_codes(flat, wp, levels, k, dd, y0, y1, r0, hc, ncol, codes):
 
 @njit(**_JIT)
 def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, props, dft, ht,
-                ylo, nrows, ncols, dd, geo, log_n, need_counts, oflat):
-    """Output rows ``r0:r1`` of :func:`glcm_rows_kernel` (one thread's chunk)."""
+                ylo, nrows, ncols, dd, geo, log_n, need_counts, strip, block, oflat):
+    """Output rows ``r0:r1`` of :func:`glcm_rows_kernel` (one thread's chunk).
+
+    The chunk is walked in strips of ``strip`` columns, rows inside a strip,
+    so the pair codes and column sums a row reads stay in the L2 cache for
+    the next row; each (row, strip) starts its window from scratch. The
+    properties are evaluated ``block`` pixels at a time.
+    """
+    bstride = block + BLOCK_PAD
     n_off = odc.size
     n_props = props.size
     ntri = levels * (levels + 1) // 2
@@ -337,83 +342,93 @@ def _rows_chunk(flat, wp, r0, r1, n_cols, plane, window, levels, odc, weight, pr
     hc = r1 - r0 + window - 1
     counts = np.zeros(n_off * ntri if need_counts else 1, np.int32)
     codes = np.empty(n_off * wp * hc if need_counts else 1, np.uint16)
-    cs = np.zeros(n_off * wp * N_SLOT, np.int64)
+    # column sums of one strip: pair columns x0 .. x0 + strip + window - 2
+    scs = strip + window - 1
+    cs = np.zeros(n_off * scs * N_SLOT, np.int64)
     lw = np.zeros(n_off * N_SLOT, np.int64)
     s_k = np.zeros(n_off, np.int64)
     e_k = np.zeros(n_off, np.int64)
-    s_blk = np.zeros(n_off * BSTRIDE, np.int64)
-    e_blk = np.zeros(n_off * BSTRIDE, np.int64)
-    w_blk = np.zeros(n_off * N_LIN * BSTRIDE, np.int64)
-    acc = np.zeros(n_props * BSTRIDE, np.float64)
+    s_blk = np.zeros(n_off * bstride, np.int64)
+    e_blk = np.zeros(n_off * bstride, np.int64)
+    w_blk = np.zeros(n_off * N_LIN * bstride, np.int64)
+    acc = np.zeros(n_props * bstride, np.float64)
     if need_counts:
         for k in range(n_off):
             _fill_codes(flat, wp, levels, k, dd[k], r0 + ylo[k],
                         r1 - 1 + ylo[k] + nrows[k], r0, hc, wp - odc[k], codes)
-    for r in range(r0, r1):
-        for k in range(n_off):
-            cbase = k * wp * N_SLOT
-            ytop = r + ylo[k]
-            # column sums of the linear pair values over the window's rows
-            if r == r0:
-                for y in range(ytop, ytop + nrows[k]):
-                    _row_linear(flat, -1, y * wp, wp - odc[k], dd[k], ht, cs, cbase)
-            else:
-                _row_linear(flat, (ytop - 1) * wp, (ytop + nrows[k] - 1) * wp,
-                            wp - odc[k], dd[k], ht, cs, cbase)
-            # the first window of the row, from scratch
-            s = np.int64(0)
-            e = np.int64(0)
-            for f in range(N_SLOT):
-                lw[k * N_SLOT + f] = 0
-            for x in range(ncols[k]):
-                if need_counts:
-                    ds, de = _add_codes(codes, (k * wp + x) * hc + ytop - r0, nrows[k],
-                                        k * ntri, levels, counts, dft)
-                    s += ds
-                    e += de
-                for f in range(N_SLOT):
-                    lw[k * N_SLOT + f] += cs[_ix(cbase + x * N_SLOT + f)]
-            s_k[k] = s
-            e_k[k] = e
-        for c0 in range(0, n_cols, BLOCK):
-            nb = min(BLOCK, n_cols - c0)
-            for c in range(c0, c0 + nb):
-                j = c - c0
-                for k in range(n_off):
-                    if c > 0:
-                        xout = c - 1
-                        xin = xout + ncols[k]
-                        if need_counts:
-                            yb = r + ylo[k] - r0
-                            ds, de = _slide_codes(codes, (k * wp + xout) * hc + yb,
-                                                  (k * wp + xin) * hc + yb, nrows[k],
-                                                  k * ntri, levels, counts, dft)
-                            s_k[k] += ds
-                            e_k[k] += de
-                        bo = k * wp * N_SLOT + xout * N_SLOT
-                        bi = k * wp * N_SLOT + xin * N_SLOT
-                        for f in range(N_SLOT):
-                            lw[k * N_SLOT + f] += cs[_ix(bi + f)] - cs[_ix(bo + f)]
-                    s_blk[k * BSTRIDE + j] = s_k[k]
-                    e_blk[k * BSTRIDE + j] = e_k[k]
-                    for f in range(N_LIN):
-                        w_blk[_ix((k * N_LIN + f) * BSTRIDE + j)] = lw[k * N_SLOT + f]
-            _finalize_block(nb, BSTRIDE, s_blk, e_blk, w_blk, geo, log_n, weight, props, acc)
-            for p in range(n_props):
-                ob = p * plane + r * n_cols + c0
-                for j in range(nb):
-                    oflat[_ix(ob + j)] = acc[_ix(p * BSTRIDE + j)]
-        # zero the counts of the row's last window for the next row
-        if need_counts:
+    for x0 in range(0, n_cols, strip):
+        x1 = min(n_cols, x0 + strip)
+        for r in range(r0, r1):
             for k in range(n_off):
-                yb = r + ylo[k] - r0
-                for x in range(n_cols - 1, n_cols - 1 + ncols[k]):
-                    _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], k * ntri, counts)
+                cbase = k * scs * N_SLOT - x0 * N_SLOT
+                ytop = r + ylo[k]
+                npx = x1 - x0 + ncols[k] - 1
+                # column sums of the linear pair values over the window's rows
+                if r == r0:
+                    for i in range(cbase + x0 * N_SLOT, cbase + (x0 + npx) * N_SLOT):
+                        cs[_ix(i)] = 0
+                    for y in range(ytop, ytop + nrows[k]):
+                        _row_linear(flat, -1, y * wp + x0, npx, dd[k], ht, cs,
+                                    cbase + x0 * N_SLOT)
+                else:
+                    _row_linear(flat, (ytop - 1) * wp + x0, (ytop + nrows[k] - 1) * wp + x0,
+                                npx, dd[k], ht, cs, cbase + x0 * N_SLOT)
+                # the strip's first window, from scratch
+                s = np.int64(0)
+                e = np.int64(0)
+                for f in range(N_SLOT):
+                    lw[k * N_SLOT + f] = 0
+                for x in range(x0, x0 + ncols[k]):
+                    if need_counts:
+                        ds, de = _add_codes(codes, (k * wp + x) * hc + ytop - r0, nrows[k],
+                                            k * ntri, levels, counts, dft)
+                        s += ds
+                        e += de
+                    for f in range(N_SLOT):
+                        lw[k * N_SLOT + f] += cs[_ix(cbase + x * N_SLOT + f)]
+                s_k[k] = s
+                e_k[k] = e
+            for c0 in range(x0, x1, block):
+                nb = min(block, x1 - c0)
+                for c in range(c0, c0 + nb):
+                    j = c - c0
+                    for k in range(n_off):
+                        if c > x0:
+                            xout = c - 1
+                            xin = xout + ncols[k]
+                            if need_counts:
+                                yb = r + ylo[k] - r0
+                                ds, de = _slide_codes(codes, (k * wp + xout) * hc + yb,
+                                                      (k * wp + xin) * hc + yb, nrows[k],
+                                                      k * ntri, levels, counts, dft)
+                                s_k[k] += ds
+                                e_k[k] += de
+                            cbase = k * scs * N_SLOT - x0 * N_SLOT
+                            bo = cbase + xout * N_SLOT
+                            bi = cbase + xin * N_SLOT
+                            for f in range(N_SLOT):
+                                lw[k * N_SLOT + f] += cs[_ix(bi + f)] - cs[_ix(bo + f)]
+                        s_blk[k * bstride + j] = s_k[k]
+                        e_blk[k * bstride + j] = e_k[k]
+                        for f in range(N_LIN):
+                            w_blk[_ix((k * N_LIN + f) * bstride + j)] = lw[k * N_SLOT + f]
+                _finalize_block(nb, bstride, s_blk, e_blk, w_blk, geo, log_n, weight, props,
+                                acc)
+                for p in range(n_props):
+                    ob = p * plane + r * n_cols + c0
+                    for j in range(nb):
+                        oflat[_ix(ob + j)] = acc[_ix(p * bstride + j)]
+            # zero the counts of the strip's last window for the next row
+            if need_counts:
+                for k in range(n_off):
+                    yb = r + ylo[k] - r0
+                    for x in range(x1 - 1, x1 - 1 + ncols[k]):
+                        _clear_codes(codes, (k * wp + x) * hc + yb, nrows[k], k * ntri, counts)
 
 
 @njit(parallel=True, **_JIT)
 def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
-                     chunk_bounds, out):
+                     chunk_bounds, strip, block, out):
     """Fill ``out[p, r, c]`` for every pixel of the unpadded image.
 
     Parameters
@@ -431,6 +446,8 @@ def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
         Tables from :func:`ulogu_delta_table` and :func:`homogeneity_table`.
     chunk_bounds : int64 (n_chunks + 1,)
         Output rows ``[b[i], b[i+1])`` are one chunk, run by one thread.
+    strip, block : int
+        Columns per cache strip and per vectorised property block.
     out : float32 (P, H, W), C-contiguous
     """
     n_cols = out.shape[2]
@@ -442,7 +459,7 @@ def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
     for ch in prange(chunk_bounds.size - 1):
         _rows_chunk(flat, wp, chunk_bounds[ch], chunk_bounds[ch + 1], n_cols, plane, window,
                     levels, odc, weight, props, dft, ht, ylo, nrows, ncols, dd, geo, log_n,
-                    need_counts, oflat)
+                    need_counts, strip, block, oflat)
 
 
 @njit(parallel=True, **_JIT)

@@ -85,8 +85,10 @@ def test_glcm_same_for_any_thread_count_and_chunking(monkeypatch):
         np.testing.assert_array_equal(glcm(img, window=7, levels=16, props=SUPPORTED_PROPS), ref)
     finally:
         numba.set_num_threads(n)
-    # many small chunks: each restarts its column sums and pair codes
+    # many small chunks, strips and blocks: each restarts its own state
     monkeypatch.setattr(texture, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(texture, "STRIP_COLS", 10)
+    monkeypatch.setattr(texture, "BLOCK_COLS", 4)
     np.testing.assert_array_equal(glcm(img, window=7, levels=16, props=SUPPORTED_PROPS), ref)
 
 
@@ -101,7 +103,8 @@ def test_props_subset_and_order():
 
 @pytest.mark.parametrize("kwargs, image, match", [
     ({}, np.zeros((9, 9), np.float32), "integer grey levels"),
-    ({"window": 4}, None, "odd integer"),
+    ({"window": 4}, None, "odd integer in 3..255"),
+    ({"window": 257}, None, "odd integer in 3..255"),
     ({"levels": 257}, None, "levels must be an integer in 2..256"),
     ({"levels": 1}, None, "levels must be an integer in 2..256"),
     ({"window": 11}, None, "smaller than the 11x11 window"),
