@@ -74,17 +74,20 @@ PROP_CODES = {
 }
 
 
+def ulogu_table(max_count):
+    """``F[u] = round(u log u * ENT_SCALE)`` for ``u = 0 .. max_count + 1`` (int64)."""
+    u = np.arange(max_count + 2, dtype=np.float64)
+    f = u * np.log(np.maximum(u, 1.0))
+    return np.rint(f * ENT_SCALE).astype(np.int64)
+
+
 def ulogu_delta_table(max_count):
-    """``DF[u] = F(u+1) - F(u)`` with ``F(u) = round(u log u * ENT_SCALE)``.
+    """``DF[u] = F[u+1] - F[u]`` (see :func:`ulogu_table`).
 
     Differences of one rounded table, so any sequence of +1/-1 updates sums to
-    exactly ``sum F(u)`` over the cells.
+    exactly ``sum F[u]`` over the cells, as building a window from scratch does.
     """
-    u = np.arange(max_count + 2, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(u > 0, u * np.log(np.maximum(u, 1.0)), 0.0)
-    fixed = np.rint(f * ENT_SCALE).astype(np.int64)
-    return np.diff(fixed)
+    return np.diff(ulogu_table(max_count))
 
 
 def homogeneity_table(levels):
@@ -462,15 +465,65 @@ def glcm_rows_kernel(img, window, levels, odr, odc, weight, props, dft, ht,
                     need_counts, strip, block, oflat)
 
 
+@njit(**_JIT)
+def _window_at(flat, wp, r, c, levels, ntri, k, ylo, nrows, ncols, dd, ht, ftab,
+               buf, counts, s_k, e_k, lin):
+    """Sums of offset ``k`` for the window whose padded top-left is (r, c).
+
+    Three passes over the window's pairs: codes and linear sums (row-major,
+    vectorised), counting, then reading and zeroing the touched cells, which
+    gives ``s`` and ``e`` without a dependent update per pair.
+    """
+    n = 0
+    l0 = l1 = l2 = l3 = l4 = l5 = np.int64(0)
+    for y in range(r + ylo, r + ylo + nrows):
+        p0 = y * wp + c
+        for x in range(ncols):
+            a = np.int64(flat[_ix(p0 + x)])
+            b = np.int64(flat[_ix(p0 + x + dd)])
+            buf[_ix(n + x)] = _code(a, b, levels)
+            v0, v1, v2, v3, v4, v5 = _pair_linear(a, b, ht)
+            l0 += v0
+            l1 += v1
+            l2 += v2
+            l3 += v3
+            l4 += v4
+            l5 += v5
+        n += ncols
+    lb = k * N_LIN
+    lin[lb + _DIS] = l0
+    lin[lb + _HOM] = l1
+    lin[lb + _S1] = l2
+    lin[lb + _S2] = l3
+    lin[lb + _S11] = l4
+    lin[lb + _ND] = l5
+    base = k * ntri
+    for j in range(n):
+        counts[_ix(base + np.int64(buf[_ix(j)]))] += 1
+    s = np.int64(0)
+    e = np.int64(0)
+    for j in range(n):
+        q = np.int64(buf[_ix(j)])
+        idx = _ix(base + q)
+        u = np.int64(counts[idx])
+        counts[idx] = 0
+        # a cell's later pairs read 0 and add nothing
+        s += (u * u) << np.int64(q < levels)
+        e += ftab[_ix(u)]
+    s_k[k] = s
+    e_k[k] = e
+
+
 @njit(parallel=True, **_JIT)
 def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
-                       dft, ht, chunk_bounds, out):
+                       ftab, ht, chunk_bounds, out):
     """Fill ``out[p, i]`` for the window centred on pixel ``(rows[i], cols[i])``.
 
-    Same arguments as :func:`glcm_rows_kernel` (``img`` padded the same
-    way); each window is built from scratch into the same integer sums and
-    evaluated by the same code, so values equal the sliding kernel's bit for
-    bit. ``out`` is float32 (P, N) and ``chunk_bounds`` splits the points.
+    Same arguments as :func:`glcm_rows_kernel` (``img`` padded the same way)
+    except ``ftab`` (:func:`ulogu_table`). Each window is built from scratch
+    into the same integer sums and evaluated by the same code, so values equal
+    the sliding kernel's bit for bit. ``out`` is float32 (P, N) and
+    ``chunk_bounds`` splits the points.
     """
     n_off = odr.size
     wp = img.shape[1]
@@ -479,6 +532,7 @@ def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
     ylo, nrows, ncols, dd, geo, log_n, _need = _geometry(window, odr, odc, wp, props)
     for ch in prange(chunk_bounds.size - 1):
         counts = np.zeros(n_off * ntri, np.int32)
+        buf = np.empty(window * window, np.uint16)
         lin = np.zeros(n_off * N_LIN, np.int64)
         s_k = np.zeros(n_off, np.int64)
         e_k = np.zeros(n_off, np.int64)
@@ -486,30 +540,8 @@ def glcm_points_kernel(img, rows, cols, window, levels, odr, odc, weight, props,
         for i in range(chunk_bounds[ch], chunk_bounds[ch + 1]):
             # the padded window's top-left corner is the pixel's own position
             for k in range(n_off):
-                s = np.int64(0)
-                e = np.int64(0)
-                for f in range(N_LIN):
-                    lin[k * N_LIN + f] = 0
-                for x in range(cols[i], cols[i] + ncols[k]):
-                    for y in range(rows[i] + ylo[k], rows[i] + ylo[k] + nrows[k]):
-                        p = y * wp + x
-                        a = np.int64(flat[_ix(p)])
-                        b = np.int64(flat[_ix(p + dd[k])])
-                        ds, de = _add_pair(_code(a, b, levels), k * ntri, levels, counts, dft)
-                        s += ds
-                        e += de
-                        vl = _pair_linear(a, b, ht)
-                        for f in range(N_LIN):
-                            lin[k * N_LIN + f] += vl[f]
-                s_k[k] = s
-                e_k[k] = e
+                _window_at(flat, wp, rows[i], cols[i], levels, ntri, k, ylo[k], nrows[k],
+                           ncols[k], dd[k], ht, ftab, buf, counts, s_k, e_k, lin)
             _finalize_block(1, 1, s_k, e_k, lin, geo, log_n, weight, props, acc)
             for p in range(props.size):
                 out[p, i] = acc[p]
-            for k in range(n_off):
-                for x in range(cols[i], cols[i] + ncols[k]):
-                    for y in range(rows[i] + ylo[k], rows[i] + ylo[k] + nrows[k]):
-                        p = y * wp + x
-                        q = _code(np.int64(flat[_ix(p)]), np.int64(flat[_ix(p + dd[k])]),
-                                  levels)
-                        counts[_ix(k * ntri + q)] = 0

@@ -86,7 +86,8 @@ def glcm(image, *, window, levels, distances=(1,), props=DEFAULT_PROPS):
     n_chunks = min(h, threads * max(1, round(h / (CHUNK_ROWS * threads))))
     bounds = np.linspace(0, h, n_chunks + 1).round().astype(np.int64)
     _k.glcm_rows_kernel(padded, window, levels, odr, odc, weight, prop_codes,
-                        _dft_for(window, odr, odc), _k.homogeneity_table(levels),
+                        _k.ulogu_delta_table(_max_pairs(window, odr, odc)),
+                        _k.homogeneity_table(levels),
                         bounds, STRIP_COLS, BLOCK_COLS, out)
     return out
 
@@ -112,8 +113,8 @@ def glcm_at(image, rows, cols, *, window, levels, distances=(1,), props=DEFAULT_
     n_chunks = max(1, min(rows.size, 16 * numba.get_num_threads()))
     bounds = np.linspace(0, rows.size, n_chunks + 1).round().astype(np.int64)
     _k.glcm_points_kernel(padded, rows, cols, window, levels, odr, odc, weight, prop_codes,
-                          _dft_for(window, odr, odc), _k.homogeneity_table(levels),
-                          bounds, out)
+                          _k.ulogu_table(_max_pairs(window, odr, odc)),
+                          _k.homogeneity_table(levels), bounds, out)
     return out
 
 
@@ -140,9 +141,9 @@ def pair_offsets(distances):
     return odr, odc, weight
 
 
-def _dft_for(window, odr, odc):
-    max_pairs = int(((window - np.abs(odr)) * (window - odc)).max())
-    return _k.ulogu_delta_table(max_pairs)
+def _max_pairs(window, odr, odc):
+    """Most pixel pairs in one window over the offsets (the largest count)."""
+    return int(((window - np.abs(odr)) * (window - odc)).max())
 
 
 def _validate(image, window, levels, distances, props):
