@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from .options import add_device, add_seed, show_progress
+from .options import add_device, add_mlflow, add_seed, show_progress
 from .synth import parse_size
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,14 @@ def add_parser(sub, parents):
                    help="training pixels (default 300000)")
     add_device(p)
     add_seed(p)
+    add_mlflow(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from evaluation.figures import plot_confusion, plot_scene_maps
     from evaluation.scoring import format_table, score_submission
+    from evaluation.tracking import log_demo
     from models import train_models
     from models.batch import predict_folder
     from evaluation.submission import open_submission, read_map
@@ -51,8 +53,8 @@ def run(args) -> int:
     write_synthetic_dataset(data, n_train=args.train, n_test=args.test, size=args.size,
                             seed=args.seed, progress=progress)
     print(f"[2/4] training on {args.pixels} sampled pixels -> {model_dir}")
-    train_models(data / "train", model_dir, device=args.device, seed=args.seed, n_pixels=args.pixels,
-                 progress=progress, overwrite=True)
+    manifest = train_models(data / "train", model_dir, device=args.device, seed=args.seed,
+                            n_pixels=args.pixels, progress=progress, overwrite=True)
     submission = out / "upload_package.nc"
     print(f"[3/4] predicting the test scenes -> {submission}")
     predict_folder(data / "test", model_dir, submission, progress=progress)
@@ -74,6 +76,7 @@ def run(args) -> int:
     tmp.write_text(json.dumps({"scores": result["scores"], "per_scene": result["per_scene"]}, indent=2))
     os.replace(tmp, scores_path)
     print(format_table(result))
+    log_demo(args, model_dir, manifest, result, report)
     print(f"done in {time.perf_counter() - t0:.0f} s: scores in {scores_path}, maps and confusion "
           f"matrices in {report}")
     return 0

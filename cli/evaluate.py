@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from .options import add_mlflow
+
+#: Scenes drawn by ``--scenes`` when ``--maps`` names none.
+DEFAULT_N_MAPS = 3
 
 
 def add_parser(sub, parents):
@@ -12,22 +18,77 @@ def add_parser(sub, parents):
                    help="folder of *_prep_reference.nc (or labelled *_prep.nc) scenes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--report", metavar="DIR", help="write per-scene scores (CSV) and confusion matrices (CSV, PNG) here")
+    p.add_argument("--scenes", metavar="TEST_DIR",
+                   help="the submission's input *_prep.nc scenes: also draw map figures (HH/HV, "
+                        "reference and predicted SIC/SOD/FLOE) into --report")
+    p.add_argument("--maps", nargs="+", metavar="KEY",
+                   help=f"scene keys to draw with --scenes (default: the first {DEFAULT_N_MAPS})")
+    add_mlflow(p)
     p.set_defaults(func=run)
+
+
+def choose_scenes(scenes_dir, keys=None) -> dict:
+    """``{key: path}`` of the scenes to draw: ``keys``, or the first few of the folder."""
+    from scenes.reader import list_scenes, scene_key
+
+    scenes = {scene_key(p): p for p in list_scenes(scenes_dir, kind="test")}
+    unknown = [k for k in keys or () if k not in scenes]
+    if unknown:
+        raise ValueError(f"--maps {unknown[0]}: no such scene in {scenes_dir}; "
+                         f"choose among {', '.join(sorted(scenes)[:5])}")
+    keys = list(keys) if keys else sorted(scenes)[:DEFAULT_N_MAPS]
+    return {k: scenes[k] for k in keys}
+
+
+def draw_maps(submission, scenes: dict, reference_dir, out_dir) -> list:
+    """Map figures ``out_dir/maps_{key}.png`` of ``scenes`` (``{key: scene path}``)."""
+    from evaluation.figures import plot_scene_maps
+    from evaluation.submission import open_submission, read_map
+    from scenes.contract import LABEL_CHARTS
+    from scenes.reader import list_scenes, open_scene, scene_key
+
+    refs = {scene_key(p): p for p in list_scenes(reference_dir)}
+    written = []
+    with open_submission(submission) as sub:
+        for key, path in scenes.items():
+            maps = {c: read_map(sub, key, c) for c in LABEL_CHARTS}
+            if any(m is None for m in maps.values()):
+                raise ValueError(f"{submission}: no maps of scene {key}; pass the scenes the "
+                                 "submission was predicted from (--scenes)")
+            ds = open_scene(path, check_values=False)
+            ref = open_scene(refs[key], check_values=False) if key in refs else None
+            try:
+                written.append(plot_scene_maps(ds, maps, Path(out_dir) / f"maps_{key}.png",
+                                               reference=ref, title=key))
+            finally:
+                ds.close()
+                if ref is not None:
+                    ref.close()
+    return written
 
 
 def run(args) -> int:
     from evaluation.scoring import format_table, score_submission
+    from evaluation.tracking import log_evaluate
 
+    if (args.scenes or args.maps) and not args.report:
+        raise ValueError("--scenes and --maps draw into the report folder; add --report DIR")
+    if args.maps and not args.scenes:
+        raise ValueError("--maps needs --scenes TEST_DIR (the HH/HV quicklook comes from the scenes)")
+    chosen = choose_scenes(args.scenes, args.maps) if args.scenes else {}
     result = score_submission(args.submission, args.reference, report_dir=args.report)
     if args.report:
         from evaluation.figures import plot_confusion
 
         for chart, cm in result["confusion"].items():
             plot_confusion(cm, chart, f"{args.report}/confusion_{chart}.png")
+    if chosen:
+        draw_maps(args.submission, chosen, args.reference, args.report)
     if args.json:
         print(json.dumps(result["scores"]))
     else:
         print(format_table(result))
         for row in result["per_scene"]:
             print(f"  {row['scene']}: SIC {row['SIC']:.3f}  SOD {row['SOD']:.3f}  FLOE {row['FLOE']:.3f}")
+    log_evaluate(args, result)
     return 0

@@ -1,7 +1,7 @@
 """``run.py predict``: predict test scenes into a challenge submission file."""
 from __future__ import annotations
 
-from .options import show_progress
+from .options import add_mlflow, show_progress
 
 
 def add_parser(sub, parents):
@@ -14,10 +14,12 @@ def add_parser(sub, parents):
     p.add_argument("--stride", type=int, default=None, metavar="S",
                    help="prediction lattice step in pixels (default: the model's)")
     p.add_argument("--no-smoothing", action="store_true", help="skip the spatial smoothing pass")
+    add_mlflow(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from evaluation.tracking import log_predict
     from models.batch import predict_folder
 
     if args.stride is not None and args.stride < 1:
@@ -25,4 +27,5 @@ def run(args) -> int:
     result = predict_folder(args.data, args.model, args.out, stride=args.stride,
                             smoothing=not args.no_smoothing, progress=show_progress(args))
     print(f"wrote {result['out']} ({len(result['scenes'])} scenes, validated)")
+    log_predict(args, result)
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .options import add_device, add_jobs, add_seed, show_progress
+from .options import add_device, add_jobs, add_mlflow, add_seed, show_progress
 
 
 def add_parser(sub, parents):
@@ -20,10 +20,12 @@ def add_parser(sub, parents):
     add_device(p)
     add_seed(p)
     add_jobs(p)
+    add_mlflow(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from evaluation.tracking import log_train
     from models import train_models
 
     manifest = train_models(args.data, args.out, device=args.device, seed=args.seed,
@@ -33,4 +35,5 @@ def run(args) -> int:
     scores = manifest.get("validation")
     if scores:
         print("validation scores:", json.dumps(scores, default=str))
+    log_train(args, args.out, manifest)
     return 0

@@ -82,6 +82,8 @@ def configure(mlflow=None) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     if _is_file_store(uri):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    # a progress bar per artifact download buries the command's own output
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     if not any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
                                             "MLFLOW_RUN_ID")):
