@@ -353,8 +353,9 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
             str(reference_dir) if reference_dir is not None and sample.labelled else None))
         rows += _shap_rows(bundle, sample, max_shap_pixels, seed)
         if sample.labelled:
-            perm_rows, result.baseline, result.n_pixels = _permutation_rows(
+            perm_rows, result.baseline, result.n_pixels, n_classes = _permutation_rows(
                 bundle, sample, feature_groups(bundle.feature_config), n_repeats, seed)
+            result.meta["reference_classes"] = n_classes
             rows += perm_rows
         else:
             log.warning("the scenes have no labels and no references were found; "
@@ -385,13 +386,14 @@ def _permutation_rows(bundle, sample, groups, n_repeats, seed):
     by_group = {}
     for j, name in enumerate(bundle.feature_names):
         by_group.setdefault(groups[name], []).append(j)
-    rows, baseline, n_pixels = [], {}, {}
+    rows, baseline, n_pixels, n_classes = [], {}, {}, {}
     for chart in C.LABEL_CHARTS:
         lab = sample.y[chart] != C.MASK_VALUE
         n_pixels[chart] = int(lab.sum())
         if not lab.any():
             continue
         X, y, w = sample.X[lab], sample.y[chart][lab], sample.weight[lab]
+        n_classes[chart] = int(np.unique(y).size)
 
         def score(Xq, chart=chart, y=y, w=w):
             return chart_score(chart, y, chart_predict(bundle, chart, Xq), w)
@@ -400,7 +402,7 @@ def _permutation_rows(bundle, sample, groups, n_repeats, seed):
         for g, (mean, std) in permutation_drop(score, X, by_group, n_repeats=n_repeats,
                                                seed=seed).items():
             rows += [(chart, GROUP_ROW, g, PERM_METRIC, mean), (chart, GROUP_ROW, g, PERM_STD, std)]
-    return rows, baseline, n_pixels
+    return rows, baseline, n_pixels, n_classes
 
 
 # --- reporting -------------------------------------------------------------------------
@@ -440,17 +442,18 @@ def summary_lines(result: ImportanceResult, top: int = 3) -> list:
             what = "R2" if chart == "SIC" else "weighted F1"
             head += (f" (per-pixel {what} {result.baseline[chart]:.1f} on "
                      f"{result.n_pixels[chart]} pixels)")
-        parts = []
+            if result.meta.get("reference_classes", {}).get(chart) == 1:
+                head += ": the reference holds one class only, the metric says little"
+        lines.append(head)
         for metric, label, fmt in measures:
             d = group_table(t, metric).get(chart)
             if not d:
                 continue
             if metric != PERM_METRIC:
                 d = _shares(d)
-            best = list(d.items())[:top]
-            parts.append(f"{label}: " + ", ".join(f"{g} {fmt(v)}" for g, v in best))
-        lines.append(f"{head}")
-        lines += [f"  top groups by {p}" for p in parts]
+            best = [(g, v) for g, v in d.items() if v > 0][:top]
+            lines.append(f"  top groups by {label}: " + (
+                ", ".join(f"{g} {fmt(v)}" for g, v in best) if best else "none above 0"))
     return lines
 
 

@@ -135,7 +135,9 @@ def log_model(model_dir, *, name: str = "model", registered_model_name=None):
         write_synthetic_dataset(tmp, n_train=0, n_test=1, size=EXAMPLE_SHAPE, seed=0,
                                 progress=False)
         example = pd.DataFrame({INPUT_COLUMN: [str(list_scenes(Path(tmp) / "test")[0])]})
+        # MLflow 3 names logged models; 2.x put them at an artifact path
+        where = {"name" if int(mlflow.__version__.split(".")[0]) >= 3 else "artifact_path": name}
         return mlflow.pyfunc.log_model(
-            name=name, python_model=SeaIceChartModel(), artifacts={ARTIFACT: str(model_dir)},
+            **where, python_model=SeaIceChartModel(), artifacts={ARTIFACT: str(model_dir)},
             signature=signature(), input_example=example, pip_requirements=requirements(),
             registered_model_name=registered_model_name)
