@@ -19,6 +19,7 @@ are 0 in all maps (they are not scored).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def predict_points(models, X, ii, jj, out) -> None:
 
 
 def lattice_predict(ds, config, models: dict, lattice: Lattice, valid_l, *,
-                    block_rows: int = 256) -> dict:
+                    block_rows: int = 256, timings=None) -> dict:
     """Model outputs on the lattice (0 at invalid lattice points).
 
     Parameters
@@ -179,24 +180,38 @@ def lattice_predict(ds, config, models: dict, lattice: Lattice, valid_l, *,
     -------
     dict
         ``"SIC_value"`` float32 (Hl, Wl) from the regressor; ``"SIC_proba"``,
-        ``"SOD_proba"``, ``"FLOE_proba"`` float32 (K, Hl, Wl).
+        ``"SOD_proba"``, ``"FLOE_proba"`` float32 (K, Hl, Wl). ``timings``
+        (a dict), if given, gets the seconds spent on ``features`` and ``boosting``.
     """
     from featurize import featurize_at, featurize_blocks
 
     out = empty_outputs(models, lattice.lattice_shape)
+    spent = {"features": 0.0, "boosting": 0.0}
     if lattice.stride == 1:
-        for row0, row1, X in featurize_blocks(ds, config, block_rows=block_rows):
-            v = valid_l[row0:row1]
+        blocks = featurize_blocks(ds, config, block_rows=block_rows)
+        chunks = ((row0, X[:, valid_l[row0:row1]].T, valid_l[row0:row1])
+                  for row0, row1, X in blocks)
+    else:
+        ii_all, jj_all = np.nonzero(valid_l)
+        chunks = ((a, featurize_at(ds, config, lattice.rows[ii_all[a:a + MAX_POINTS]],
+                                   lattice.cols[jj_all[a:a + MAX_POINTS]],
+                                   block_rows=block_rows), None)
+                  for a in range(0, ii_all.size, MAX_POINTS))
+    t0 = time.perf_counter()
+    for start, X, v in chunks:
+        t1 = time.perf_counter()
+        spent["features"] += t1 - t0
+        if v is None:
+            ii, jj = ii_all[start:start + MAX_POINTS], jj_all[start:start + MAX_POINTS]
+        else:
             ii, jj = np.nonzero(v)
-            if ii.size:
-                predict_points(models, np.ascontiguousarray(X[:, v].T), ii + row0, jj, out)
-        return out
-    ii, jj = np.nonzero(valid_l)
-    for a in range(0, ii.size, MAX_POINTS):
-        b = min(ii.size, a + MAX_POINTS)
-        X = featurize_at(ds, config, lattice.rows[ii[a:b]], lattice.cols[jj[a:b]],
-                         block_rows=block_rows)
-        predict_points(models, X, ii[a:b], jj[a:b], out)
+            ii = ii + start
+        if ii.size:
+            predict_points(models, np.ascontiguousarray(X), ii, jj, out)
+        t0 = time.perf_counter()
+        spent["boosting"] += t0 - t1
+    if timings is not None:
+        timings.update(spent)
     return out
 
 
@@ -272,7 +287,8 @@ class Renderer:
         return self._argmax(P, kmin=1, gate=sic_map)
 
 
-def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=True) -> dict:
+def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=True,
+                  timings=None) -> dict:
     """SIC, SOD and FLOE maps of one scene.
 
     Parameters
@@ -288,6 +304,9 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
         Rows per feature block; bounds memory, not the result.
     smoothing : bool
         Apply the bundle's smoothing (chosen on validation scenes).
+    timings : dict, optional
+        Filled with the seconds of each phase (``scan``, ``features``,
+        ``boosting``, ``render``) and the number of ``lattice_points``.
 
     Returns
     -------
@@ -296,19 +315,28 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     if isinstance(bundle, (str, Path)):
         from .persistence import load_model
         bundle = load_model(bundle)
+    clock = time.perf_counter
+    t0 = clock()
     shape = _sar_shape(ds)
     lattice = make_lattice(shape, bundle.stride if stride is None else stride)
     specs = {c: (bundle.smoothing.get(c) if smoothing else None) for c in C.LABEL_CHARTS}
     need_comp = any(smoothing_spec_is_slic(s) for s in specs.values())
     valid_out, valid_l, comp = scan_scene(ds, lattice, composite=need_comp)
+    t1 = clock()
     models = {("SIC_regression" if bundle.sic_mode == "regression" else "SIC_classification"):
               bundle.models["SIC"], "SOD": bundle.models["SOD"], "FLOE": bundle.models["FLOE"]}
+    phases = {}
     lat = lattice_predict(ds, bundle.feature_config, models, lattice, valid_l,
-                          block_rows=block_rows)
+                          block_rows=block_rows, timings=phases)
+    t2 = clock()
     r = Renderer(lat, lattice, valid_l, valid_out, composite=comp)
     sic = r.sic(bundle.sic_mode, specs["SIC"])
-    return {"SIC": sic, "SOD": r.ice("SOD", specs["SOD"], sic),
+    maps = {"SIC": sic, "SOD": r.ice("SOD", specs["SOD"], sic),
             "FLOE": r.ice("FLOE", specs["FLOE"], sic)}
+    if timings is not None:
+        timings.update(scan=t1 - t0, render=clock() - t2, lattice_points=int(valid_l.sum()),
+                       **phases)
+    return maps
 
 
 def smoothing_spec_is_slic(spec) -> bool:

@@ -209,22 +209,39 @@ def sample_scene(scene, *, n_max: int, seed: int, config=None, featurizer=None) 
             "rows": rows.astype(np.int32), "cols": cols.astype(np.int32)}
 
 
-def concat_samples(parts: list, feature_names) -> TrainingSet:
-    """One :class:`TrainingSet` from :func:`sample_scene` results (in order)."""
-    if not parts:
-        raise ValueError("no scenes to sample; pass at least one training scene")
+def concat_samples(parts, feature_names, n_max_rows=None) -> TrainingSet:
+    """One :class:`TrainingSet` from :func:`sample_scene` results (in order).
+
+    ``parts`` may be an iterator; with ``n_max_rows`` (a bound on the total)
+    the features are copied into one buffer as the parts arrive, so two
+    copies of them are never held.
+    """
     F = len(feature_names)
-    X = np.concatenate([p["X"] for p in parts]) if parts else np.zeros((0, F), np.float32)
-    if X.shape[1] != F:
-        raise ValueError(f"featurizer gave {X.shape[1]} features, expected {F}")
+    X = None if n_max_rows is None else np.empty((int(n_max_rows), F), np.float32)
+    keep, n = [], 0
+    for p in parts:
+        if p["X"].ndim != 2 or p["X"].shape[1] != F:
+            raise ValueError(f"featurizer gave features of shape {p['X'].shape}, "
+                             f"expected (N, {F})")
+        m = len(p["X"])
+        if X is not None:
+            if n + m > X.shape[0]:
+                raise ValueError(f"samples exceed the announced {X.shape[0]} rows")
+            X[n:n + m] = p["X"]
+            p = {**p, "X": None}
+        keep.append(p)
+        n += m
+    if not keep:
+        raise ValueError("no scenes to sample; pass at least one training scene")
+    X = X[:n] if X is not None else np.concatenate([p["X"] for p in keep])
     return TrainingSet(
         X=X,
-        y={c: np.concatenate([p["y"][c] for p in parts]) for c in C.LABEL_CHARTS},
-        weight={c: np.concatenate([p["weight"][c] for p in parts]) for c in C.LABEL_CHARTS},
-        scene=np.concatenate([np.full(len(p["X"]), i, np.int32) for i, p in enumerate(parts)]),
-        rows=np.concatenate([p["rows"] for p in parts]),
-        cols=np.concatenate([p["cols"] for p in parts]),
-        scene_keys=[p["key"] for p in parts],
+        y={c: np.concatenate([p["y"][c] for p in keep]) for c in C.LABEL_CHARTS},
+        weight={c: np.concatenate([p["weight"][c] for p in keep]) for c in C.LABEL_CHARTS},
+        scene=np.concatenate([np.full(len(p["rows"]), i, np.int32) for i, p in enumerate(keep)]),
+        rows=np.concatenate([p["rows"] for p in keep]),
+        cols=np.concatenate([p["cols"] for p in keep]),
+        scene_keys=[p["key"] for p in keep],
         feature_names=list(feature_names),
     )
 
@@ -272,6 +289,6 @@ def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: 
     jobs = (delayed(sample_scene)(s, n_max=n_max, seed=seed, config=config,
                                   featurizer=featurizer) for s in scenes)
     runner = Parallel(n_jobs=-1 if n_jobs is None else int(n_jobs), return_as="generator")
-    parts = list(tqdm(runner(jobs), total=len(scenes), desc="sampling scenes",
-                      disable=not progress, unit="scene"))
-    return concat_samples(parts, feature_names)
+    parts = tqdm(runner(jobs), total=len(scenes), desc="sampling scenes",
+                 disable=not progress, unit="scene")
+    return concat_samples(parts, feature_names, n_max_rows=n_max * len(scenes))

@@ -158,7 +158,9 @@ def _fit(est, ts, chart, eval_set, label):
     if eval_set is not None and len(eval_set[1]):
         ev = eval_set
     t0 = time.perf_counter()
-    est.fit(ts.X[rows], y, sample_weight=w, eval_set=ev, feature_names=ts.feature_names)
+    X = ts.X if rows.size == len(ts) else ts.X[rows]  # no copy when every row is labelled
+    est.fit(X, y, sample_weight=w, eval_set=ev, feature_names=ts.feature_names)
+    del X
     log.info("%s: %d rows, %d rounds, %.1f s", label, rows.size, est.best_iteration_,
              time.perf_counter() - t0)
     return est
@@ -308,7 +310,6 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 1]))
     n_val_pixels = int(n_val_pixels or max(1, n_pixels // 4))
-    evals = {c: _eval_set(val, c, n_val_pixels, rng) if val else None for c in C.LABEL_CHARTS}
     specs = [("SIC_regression", "SIC", IceRegressor(C.N_CLASSES["SIC"], **params))]
     if any(m != "regression" for m in sic_modes) and val:
         specs.append(("SIC_classification", "SIC",
@@ -316,11 +317,15 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     for chart in ("SOD", "FLOE"):
         specs.append((chart, chart,
                       IceClassifier(C.N_CLASSES[chart], class_weight="inv_sqrt", **params)))
-    fitted = {}
+    fitted, n_eval = {}, {}
     t0 = time.perf_counter()
     for key, chart, est in tqdm(specs, desc="fitting models", disable=not progress,
                                 unit="model"):
+        if chart not in n_eval:  # drawn in chart order, so the seed fixes each set
+            evals = {chart: _eval_set(val, chart, n_val_pixels, rng) if val else None}
+            n_eval[chart] = len(evals[chart][1]) if val else 0
         fitted[key] = _fit(est, ts, chart, evals[chart], key)
+    del evals
     timings["fit_s"] = time.perf_counter() - t0
 
     if val:
@@ -358,8 +363,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             "train_scenes": [q.name for q in train_paths],
             "val_scenes": [q.name for q in val_paths],
             "val_stride": int(val_stride),
-            "early_stopping_points": {c: int(len(evals[c][1])) if evals[c] else 0
-                                      for c in C.LABEL_CHARTS},
+            "early_stopping_points": {c: int(n) for c, n in n_eval.items()},
             "best_iterations": {k: int(e.best_iteration_) for k, e in fitted.items()},
             "estimator_params": {k: v for k, v in params.items() if k != "n_jobs"},
             "smoothing_grid": grid,

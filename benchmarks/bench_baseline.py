@@ -1,0 +1,170 @@
+"""Challenge score of the full system against a naive per-pixel LightGBM, on held-out scenes.
+
+Usage::
+
+    python benchmarks/bench_baseline.py [--seed 31337] [--n-train 12] [--n-test 4]
+                                        [--size 2000] [--n-pixels 1000000] [--work DIR]
+
+Writes a synthetic dataset from ``--seed`` (one not used while developing),
+then, in one run:
+
+- full: :func:`models.train_models` (features with texture and context,
+  validation-chosen SIC mode and smoothing) and :func:`models.predict_scene`;
+- full, unsmoothed: the same model with ``smoothing=False``;
+- naive: the same estimators and pixel sampling on the 24 raw z-scored
+  inputs only (2 km fields nearest-neighbour upsampled, like the starter
+  pack), per pixel, no smoothing, no consistency rule; trained on the same
+  training scenes, early-stopped on the same validation scenes.
+
+Scores follow the challenge (pooled valid pixels of all test scenes; SIC R2,
+SOD/FLOE weighted F1; combined (2 SIC + 2 SOD + FLOE) / 5). The naive model
+is too slow to run on every pixel (thousands of trees per pixel), so all three
+are scored on the same regular sub-grid (every ``--eval-step`` pixels in
+both directions); the full system is also scored on every pixel.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluation.metrics import challenge_scores  # noqa: E402
+from models import IceClassifier, IceRegressor, load_model, predict_scene, train_models  # noqa: E402
+from models.sampling import build_training_set  # noqa: E402
+from models.train import DEFAULT_ESTIMATOR_PARAMS  # noqa: E402
+from scenes import contract as C  # noqa: E402
+from scenes.reader import list_scenes, open_scene  # noqa: E402
+from scenes.synth import write_synthetic_dataset  # noqa: E402
+
+
+def raw_inputs(ds, rows, cols):
+    """The 24 z-scored inputs at pixels; 2 km fields by nearest neighbour (starter pack)."""
+    rows = np.asarray(rows)
+    cols = np.asarray(cols)
+    out = np.empty((rows.size, len(C.INPUT_VARS)), np.float32)
+    for k, var in enumerate(C.INPUT_VARS):
+        a = np.asarray(ds[var].values)
+        if var in C.GRID2KM_VARS:
+            r = np.minimum(rows // C.GRID2KM_FACTOR, a.shape[0] - 1)
+            c = np.minimum(cols // C.GRID2KM_FACTOR, a.shape[1] - 1)
+            out[:, k] = a[r, c]
+        else:
+            out[:, k] = a[rows, cols]
+    return out
+
+
+def _naive_fit(train_paths, val_paths, n_pixels, seed, cores):
+    kw = dict(seed=seed, n_jobs=cores, progress=False, featurizer=raw_inputs,
+              feature_names=list(C.INPUT_VARS))
+    ts = build_training_set(train_paths, n_pixels=n_pixels, **kw)
+    vs = build_training_set(val_paths, n_pixels=max(len(val_paths), n_pixels // 4), **kw)
+    params = {**DEFAULT_ESTIMATOR_PARAMS, "random_state": seed, "n_jobs": cores}
+    models = {"SIC": IceRegressor(11, **params),
+              "SOD": IceClassifier(6, class_weight="inv_sqrt", **params),
+              "FLOE": IceClassifier(7, class_weight="inv_sqrt", **params)}
+    for chart, est in models.items():
+        r, rv = ts.chart_rows(chart), vs.chart_rows(chart)
+        w = ts.weight[chart][r].astype(np.float64)
+        wv = vs.weight[chart][rv].astype(np.float64)
+        est.fit(ts.X[r], ts.y[chart][r], sample_weight=w / w.mean(),
+                eval_set=(vs.X[rv], vs.y[chart][rv], wv / wv.mean()),
+                feature_names=ts.feature_names)
+    return models
+
+
+def _naive_predict(models, ds, rows, cols):
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    X = raw_inputs(ds, rr.ravel(), cc.ravel())
+    shape = (rows.size, cols.size)
+    return {"SIC": models["SIC"].predict_classes(X).reshape(shape),
+            "SOD": models["SOD"].predict(X).reshape(shape),
+            "FLOE": models["FLOE"].predict(X).reshape(shape)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=31337, help="synthetic dataset seed (held out)")
+    ap.add_argument("--n-train", type=int, default=12)
+    ap.add_argument("--n-test", type=int, default=4)
+    ap.add_argument("--size", type=int, default=2000, help="scene side in pixels")
+    ap.add_argument("--n-pixels", type=int, default=1_000_000)
+    ap.add_argument("--eval-step", type=int, default=4)
+    ap.add_argument("--work", default="bench_work")
+    ap.add_argument("--cores", type=int, default=2)
+    args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    data = Path(args.work) / f"baseline_seed{args.seed}_{args.size}"
+    if not (data / "test").is_dir() or len(list_scenes(data / "train")) < args.n_train:
+        write_synthetic_dataset(data, n_train=args.n_train, n_test=args.n_test,
+                                size=args.size, seed=args.seed)
+    test = list_scenes(data / "test", kind="test")[: args.n_test]
+    model_dir = Path(args.work) / f"baseline_model_seed{args.seed}_{args.size}"
+
+    t = time.perf_counter()
+    man = train_models(data / "train", model_dir, seed=0, n_pixels=args.n_pixels,
+                       n_jobs=args.cores, progress=False, overwrite=True)
+    t_full = time.perf_counter() - t
+    train_paths = [data / "train" / n for n in man["training"]["train_scenes"]]
+    val_paths = [data / "train" / n for n in man["training"]["val_scenes"]]
+    t = time.perf_counter()
+    naive = _naive_fit(train_paths, val_paths, args.n_pixels, 0, args.cores)
+    t_naive = time.perf_counter() - t
+
+    bundle = load_model(model_dir)
+    q = args.eval_step
+    true_full, true_sub = {c: [] for c in C.LABEL_CHARTS}, {c: [] for c in C.LABEL_CHARTS}
+    pred = {k: {c: [] for c in C.LABEL_CHARTS} for k in ("full", "full_sub", "unsmoothed_sub",
+                                                          "naive_sub")}
+    t_pred = {"full": 0.0, "naive": 0.0}
+    for path in test:
+        ds = open_scene(path)
+        ref = open_scene(data / "reference" / path.name.replace("_prep.nc",
+                                                                "_prep_reference.nc"),
+                         kind="reference")
+        H, W = ds[C.SAR_VARS[0]].shape
+        rows, cols = np.arange(q // 2, H, q), np.arange(q // 2, W, q)
+        t = time.perf_counter()
+        full = predict_scene(ds, bundle)
+        t_pred["full"] += time.perf_counter() - t
+        raw = predict_scene(ds, bundle, smoothing=False)
+        t = time.perf_counter()
+        nv = _naive_predict(naive, ds, rows, cols)
+        t_pred["naive"] += time.perf_counter() - t
+        for c in C.LABEL_CHARTS:
+            truth = np.asarray(ref[c].values)
+            true_full[c].append(truth)
+            true_sub[c].append(truth[rows][:, cols])
+            pred["full"][c].append(full[c])
+            pred["full_sub"][c].append(full[c][rows][:, cols])
+            pred["unsmoothed_sub"][c].append(raw[c][rows][:, cols])
+            pred["naive_sub"][c].append(nv[c])
+        ds.close()
+        ref.close()
+    scores = {"naive (raw 24 inputs, per pixel)": challenge_scores(true_sub, pred["naive_sub"]),
+              "full, no smoothing": challenge_scores(true_sub, pred["unsmoothed_sub"]),
+              "full system": challenge_scores(true_sub, pred["full_sub"]),
+              "full system, every pixel": challenge_scores(true_full, pred["full"])}
+    print(f"held-out synthetic seed {args.seed}: {args.n_train} training scenes "
+          f"({len(train_paths)} train + {len(val_paths)} validation), {len(test)} test scenes "
+          f"of {args.size} x {args.size}; n_pixels={args.n_pixels}; sub-grid step {q}")
+    print(f"training: full {t_full:.0f} s, naive {t_naive:.0f} s; prediction: full "
+          f"{t_pred['full']:.1f} s (every pixel), naive {t_pred['naive']:.1f} s (sub-grid)")
+    print(f"full system: SIC mode {bundle.sic_mode}, smoothing {bundle.smoothing}, "
+          f"stride {bundle.stride}")
+    print(f"{'system':36s} {'SIC':>8s} {'SOD':>8s} {'FLOE':>8s} {'combined':>9s}")
+    for name, s in scores.items():
+        print(f"{name:36s} {s['SIC']:8.3f} {s['SOD']:8.3f} {s['FLOE']:8.3f} {s['combined']:9.3f}")
+    gain = scores["full system"]["combined"] - scores["naive (raw 24 inputs, per pixel)"]["combined"]
+    print(f"full - naive (same pixels): {gain:+.3f} combined points")
+
+
+if __name__ == "__main__":
+    main()
