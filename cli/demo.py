@@ -34,14 +34,12 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from evaluation.figures import plot_confusion, plot_scene_maps
+    from evaluation.figures import plot_confusions, plot_submission_maps
     from evaluation.scoring import format_table, score_submission
     from evaluation.tracking import log_demo
     from models import train_models
     from models.batch import predict_folder
-    from evaluation.submission import open_submission, read_map
-    from scenes.contract import LABEL_CHARTS
-    from scenes.reader import iter_scenes, open_scene, scene_key
+    from scenes.reader import list_scenes, scene_key
     from scenes.synth import write_synthetic_dataset
 
     out = Path(args.out)
@@ -60,17 +58,9 @@ def run(args) -> int:
     predict_folder(data / "test", model_dir, submission, progress=progress)
     print(f"[4/4] scoring against {data / 'reference'} and drawing maps -> {report}")
     result = score_submission(submission, data / "reference", report_dir=report)
-    for chart, cm in result["confusion"].items():
-        plot_confusion(cm, chart, report / f"confusion_{chart}.png")
-    with open_submission(submission) as sub:
-        for path, ds in iter_scenes(data / "test", check_values=False):
-            key = scene_key(path)
-            maps = {c: read_map(sub, key, c) for c in LABEL_CHARTS}
-            ref = open_scene(data / "reference" / f"{key}_prep_reference.nc", check_values=False)
-            try:
-                plot_scene_maps(ds, maps, report / f"maps_{key}.png", reference=ref, title=key)
-            finally:
-                ref.close()
+    plot_confusions(result["confusion"], report)
+    scenes = {scene_key(p): p for p in list_scenes(data / "test")}
+    plot_submission_maps(submission, scenes, data / "reference", report)
     scores_path = out / "scores.json"
     tmp = scores_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"scores": result["scores"], "per_scene": result["per_scene"]}, indent=2))

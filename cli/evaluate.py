@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 from .options import add_mlflow
 
 #: Scenes drawn by ``--scenes`` when ``--maps`` names none.
@@ -40,33 +38,6 @@ def choose_scenes(scenes_dir, keys=None) -> dict:
     return {k: scenes[k] for k in keys}
 
 
-def draw_maps(submission, scenes: dict, reference_dir, out_dir) -> list:
-    """Map figures ``out_dir/maps_{key}.png`` of ``scenes`` (``{key: scene path}``)."""
-    from evaluation.figures import plot_scene_maps
-    from evaluation.submission import open_submission, read_map
-    from scenes.contract import LABEL_CHARTS
-    from scenes.reader import list_scenes, open_scene, scene_key
-
-    refs = {scene_key(p): p for p in list_scenes(reference_dir)}
-    written = []
-    with open_submission(submission) as sub:
-        for key, path in scenes.items():
-            maps = {c: read_map(sub, key, c) for c in LABEL_CHARTS}
-            if any(m is None for m in maps.values()):
-                raise ValueError(f"{submission}: no maps of scene {key}; pass the scenes the "
-                                 "submission was predicted from (--scenes)")
-            ds = open_scene(path, check_values=False)
-            ref = open_scene(refs[key], check_values=False) if key in refs else None
-            try:
-                written.append(plot_scene_maps(ds, maps, Path(out_dir) / f"maps_{key}.png",
-                                               reference=ref, title=key))
-            finally:
-                ds.close()
-                if ref is not None:
-                    ref.close()
-    return written
-
-
 def run(args) -> int:
     from evaluation.scoring import format_table, score_submission
     from evaluation.tracking import log_evaluate
@@ -78,12 +49,11 @@ def run(args) -> int:
     chosen = choose_scenes(args.scenes, args.maps) if args.scenes else {}
     result = score_submission(args.submission, args.reference, report_dir=args.report)
     if args.report:
-        from evaluation.figures import plot_confusion
+        from evaluation.figures import plot_confusions, plot_submission_maps
 
-        for chart, cm in result["confusion"].items():
-            plot_confusion(cm, chart, f"{args.report}/confusion_{chart}.png")
-    if chosen:
-        draw_maps(args.submission, chosen, args.reference, args.report)
+        plot_confusions(result["confusion"], args.report)
+        if chosen:
+            plot_submission_maps(args.submission, chosen, args.reference, args.report)
     if args.json:
         print(json.dumps(result["scores"]))
     else:

@@ -29,7 +29,8 @@ def _decimate(a: np.ndarray) -> np.ndarray:
     return a[::step, ::step]
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Save a matplotlib figure as PNG atomically (temporary name, then rename) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
@@ -41,8 +42,7 @@ def _save(fig, path) -> Path:
 
 def _class_panel(ax, fig, values, chart, title):
     n = C.N_CLASSES[chart]
-    cmap = ListedColormap(_CHART_COLOURS[chart][:n])
-    cmap.set_bad("#bbbbbb")
+    cmap = ListedColormap(_CHART_COLOURS[chart][:n]).with_extremes(bad="#bbbbbb")
     norm = BoundaryNorm(np.arange(-0.5, n + 0.5), n)
     im = ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, ticks=np.arange(n), fraction=0.046, pad=0.02)
@@ -86,7 +86,7 @@ def plot_scene_maps(scene, predicted: dict, out_png, *, reference=None, title=No
                          f"reference {chart} (grey = masked)")
     if title:
         fig.suptitle(title)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_confusion(cm: np.ndarray, chart: str, out_png) -> Path:
@@ -106,4 +106,46 @@ def plot_confusion(cm: np.ndarray, chart: str, out_png) -> Path:
                         color="white" if norm[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of reference row")
     ax.set_title(f"{chart} confusion (row-normalised)")
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
+
+
+def plot_confusions(confusion: dict, out_dir) -> list[Path]:
+    """``out_dir/confusion_{chart}.png`` for each chart of ``{chart: matrix}``."""
+    return [plot_confusion(cm, chart, Path(out_dir) / f"confusion_{chart}.png")
+            for chart, cm in confusion.items()]
+
+
+def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir) -> list[Path]:
+    """Map figures ``out_dir/maps_{key}.png`` of a submission's scenes.
+
+    Parameters
+    ----------
+    submission : path-like
+        Submission file holding the predicted maps.
+    scenes : dict key -> path
+        The input scenes to draw (for the HH/HV quicklook and no-data mask).
+    reference_dir : path-like
+        Folder of reference scenes; a scene without one is drawn without it.
+    out_dir : path-like
+    """
+    from .submission import open_submission, read_map
+    from scenes.reader import list_scenes, open_scene, scene_key
+
+    refs = {scene_key(p): p for p in list_scenes(reference_dir)}
+    written = []
+    with open_submission(submission) as sub:
+        for key, path in scenes.items():
+            maps = {c: read_map(sub, key, c) for c in C.LABEL_CHARTS}
+            if any(m is None for m in maps.values()):
+                raise ValueError(f"{submission}: no maps of scene {key}; pass the scenes the "
+                                 "submission was predicted from (--scenes)")
+            ds = open_scene(path, check_values=False)
+            ref = open_scene(refs[key], check_values=False) if key in refs else None
+            try:
+                written.append(plot_scene_maps(ds, maps, Path(out_dir) / f"maps_{key}.png",
+                                               reference=ref, title=key))
+            finally:
+                ds.close()
+                if ref is not None:
+                    ref.close()
+    return written

@@ -469,7 +469,7 @@ def plot_top_features(result: ImportanceResult, out_png, *, top: int = 15) -> Pa
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from .figures import _save
+    from .figures import save_figure
 
     t = result.table
     metric = SHAP_METRIC if (t["metric"] == SHAP_METRIC).any() else "gain"
@@ -489,14 +489,14 @@ def plot_top_features(result: ImportanceResult, out_png, *, top: int = 15) -> Pa
                loc="lower center", ncol=min(len(colours), 8), fontsize=8, frameon=False)
     fig.suptitle(f"top {top} features per parameter")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_groups(result: ImportanceResult, out_png) -> Path:
     """Feature-group importance per parameter: shares of gain, split, |SHAP|; permutation drop."""
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from .figures import save_figure
 
     t = result.table
     measures = [(m, f"{m} share (%)") for m in TREE_METRICS]
@@ -528,7 +528,7 @@ def plot_groups(result: ImportanceResult, out_png) -> Path:
                 ax.set_title(chart)
     fig.suptitle("feature-group importance")
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def write_importance(result: ImportanceResult, out_dir) -> dict:
