@@ -138,6 +138,8 @@ def log_model(model_dir, *, name: str = "model", registered_model_name=None):
         # MLflow 3 names logged models; 2.x put them at an artifact path
         where = {"name" if int(mlflow.__version__.split(".")[0]) >= 3 else "artifact_path": name}
         return mlflow.pyfunc.log_model(
-            **where, python_model=SeaIceChartModel(), artifacts={ARTIFACT: str(model_dir)},
+            # logged as code (models from code), so no Python object is pickled
+            **where, python_model=str(Path(__file__).with_name("_pyfunc_entry.py")),
+            artifacts={ARTIFACT: str(model_dir)},
             signature=signature(), input_example=example, pip_requirements=requirements(),
             registered_model_name=registered_model_name)
