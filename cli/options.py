@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from contextlib import contextmanager
 
 
 def verbosity_parent() -> argparse.ArgumentParser:
@@ -25,9 +26,62 @@ def add_device(p: argparse.ArgumentParser) -> None:
                    help="LightGBM device: cpu (default) or gpu (needs LightGBM's GPU/OpenCL build)")
 
 
-def add_jobs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--jobs", type=int, default=-1, metavar="N",
-                   help="parallel worker processes over scenes (default: all cores)")
+def add_jobs(p: argparse.ArgumentParser, default: int = -1, help: str | None = None) -> None:
+    p.add_argument("--jobs", type=int, default=default, metavar="N",
+                   help=help or "parallel worker processes over scenes (default: all cores)")
+
+
+class _SchedulerOption(argparse.Action):
+    """``--scheduler``: fails at once, in one line, when Dask is not installed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from models.distributed import DaskNotInstalled, parse_scheduler, require_dask
+
+        try:
+            require_dask()
+            parse_scheduler(values)
+        except (DaskNotInstalled, ValueError) as exc:
+            parser.exit(1, f"error: {exc}\n")
+        setattr(namespace, self.dest, values)
+
+
+def add_scale_out(p: argparse.ArgumentParser, what: str) -> None:
+    """``--scheduler``, ``--cache``/``--fresh``/``--no-cache`` and ``--skip-bad``."""
+    g = p.add_argument_group("scale-out and resuming")
+    g.add_argument("--scheduler", action=_SchedulerOption, metavar="ADDRESS|local[:N]",
+                   help="run the scenes on a Dask cluster: the address of a running scheduler "
+                        "(tcp://host:8786; its workers need this package and the files at the "
+                        "same paths) or local:N for N local worker processes; needs "
+                        "pip install '.[dask]'")
+    g.add_argument("--cache", metavar="DIR",
+                   help=f"per-scene results ({what}) kept here so that a killed run, restarted "
+                        "with the same arguments, skips finished scenes (default: --out "
+                        "followed by .cache)")
+    fresh = g.add_mutually_exclusive_group()
+    fresh.add_argument("--fresh", action="store_true",
+                       help="recompute every scene and overwrite its cache entry")
+    fresh.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="leave out scenes that break the data contract (listed at the end) "
+                        "instead of stopping at the first")
+
+
+@contextmanager
+def scene_runner(args, out):
+    """The :class:`models.batch.SceneRunner` the scale-out options ask for (Dask client closed after)."""
+    from models.batch import SceneRunner
+    from models.cache import default_cache_dir
+
+    cache = None if args.no_cache else (args.cache or default_cache_dir(out))
+    kw = dict(n_jobs=args.jobs, cache_dir=cache, fresh=args.fresh, skip_bad=args.skip_bad,
+              progress=show_progress(args))
+    if args.scheduler is None:
+        yield SceneRunner(**kw)
+        return
+    from models.distributed import dask_client
+
+    with dask_client(args.scheduler) as client:
+        yield SceneRunner(client=client, **kw)
 
 
 class _MlflowFlag(argparse.Action):

@@ -1,7 +1,9 @@
 """``run.py predict``: predict test scenes into a challenge submission file."""
 from __future__ import annotations
 
-from .options import add_mlflow, show_progress
+import sys
+
+from .options import add_jobs, add_mlflow, add_scale_out, scene_runner
 
 
 def add_parser(sub, parents):
@@ -14,7 +16,10 @@ def add_parser(sub, parents):
     p.add_argument("--stride", type=int, default=None, metavar="S",
                    help="prediction lattice step in pixels (default: the model's)")
     p.add_argument("--no-smoothing", action="store_true", help="skip the spatial smoothing pass")
+    add_jobs(p, default=1, help="scenes predicted at once in worker processes (default 1: one "
+                                "scene at a time, using every core)")
     add_mlflow(p)
+    add_scale_out(p, "predicted maps")
     p.set_defaults(func=run)
 
 
@@ -24,8 +29,18 @@ def run(args) -> int:
 
     if args.stride is not None and args.stride < 1:
         raise ValueError("--stride must be >= 1")
-    result = predict_folder(args.data, args.model, args.out, stride=args.stride,
-                            smoothing=not args.no_smoothing, progress=show_progress(args))
-    print(f"wrote {result['out']} ({len(result['scenes'])} scenes, validated)")
+    with scene_runner(args, args.out) as runner:
+        result = predict_folder(args.data, args.model, args.out, stride=args.stride,
+                                smoothing=not args.no_smoothing, runner=runner)
+    reused = f", {len(result['reused'])} from the cache" if result["reused"] else ""
+    if result["skipped"]:
+        n = len(result["skipped"])
+        print(f"WARNING: the submission LACKS {n} scene(s) skipped as bad input (--skip-bad); "
+              "their charts will score 0:", file=sys.stderr)
+        for name, reason in result["skipped"]:
+            print(f"  {reason}", file=sys.stderr)
+        print(f"wrote {result['out']} ({len(result['scenes'])} scenes, validated, {n} MISSING{reused})")
+    else:
+        print(f"wrote {result['out']} ({len(result['scenes'])} scenes, validated{reused})")
     log_predict(args, result)
     return 0

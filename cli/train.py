@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import sys
 
-from .options import add_device, add_jobs, add_mlflow, add_seed, show_progress
+from .options import add_device, add_jobs, add_mlflow, add_scale_out, add_seed, scene_runner, show_progress
 
 
 def add_parser(sub, parents):
@@ -21,6 +22,11 @@ def add_parser(sub, parents):
     add_seed(p)
     add_jobs(p)
     add_mlflow(p)
+    add_scale_out(p, "sampled pixels and validation features")
+    p.add_argument("--distributed", action="store_true",
+                   help="with --scheduler: keep the sampled pixels on the cluster and train there "
+                        "with lightgbm.dask (for samples that do not fit one machine; all rounds "
+                        "are trained, the best one is kept by the validation scenes)")
     p.set_defaults(func=run)
 
 
@@ -28,10 +34,24 @@ def run(args) -> int:
     from evaluation.tracking import log_train
     from models import train_models
 
-    manifest = train_models(args.data, args.out, device=args.device, seed=args.seed,
-                            n_pixels=args.pixels, val_fraction=args.val_fraction,
-                            n_jobs=args.jobs, progress=show_progress(args), overwrite=args.overwrite)
+    if args.distributed and not args.scheduler:
+        raise ValueError("--distributed trains on a Dask cluster; add --scheduler ADDRESS or "
+                         "--scheduler local:N")
+    with scene_runner(args, args.out) as runner:
+        manifest = train_models(args.data, args.out, device=args.device, seed=args.seed,
+                                n_pixels=args.pixels, val_fraction=args.val_fraction,
+                                n_jobs=args.jobs, progress=show_progress(args),
+                                overwrite=args.overwrite, runner=runner,
+                                distributed=args.distributed)
     print(f"model written to {args.out}")
+    if runner.reused:
+        print(f"{len(runner.reused)} scene result(s) reused from the cache")
+    skipped = manifest["training"].get("skipped_scenes") or []
+    if skipped:
+        print(f"skipped {len(skipped)} bad scene(s), trained without them (listed in the manifest):",
+              file=sys.stderr)
+        for s in skipped:
+            print(f"  {s['reason']}", file=sys.stderr)
     scores = manifest.get("validation")
     if scores:
         print("validation scores:", json.dumps(scores, default=str))

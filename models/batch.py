@@ -1,28 +1,378 @@
-"""Predict a folder of test scenes into one validated challenge submission."""
+"""Work over folders of scenes: checks, per-scene runs (local, joblib or Dask), resumable.
+
+:class:`SceneRunner` runs one function per scene file: in this process, in
+joblib worker processes (``n_jobs``) or on a Dask cluster (``client``, see
+:mod:`models.distributed`). Results come back in scene order whatever ran
+them, so the output of a run does not depend on how it was executed. With a
+cache folder (:mod:`models.cache`), each scene's result is stored as soon as
+it is done and a rerun with the same configuration reuses it: a killed run
+restarted with the same arguments skips the finished scenes and ends with
+the same output. With ``skip_bad``, a scene that breaks the data contract is
+left out (and listed in :attr:`SceneRunner.skipped`) instead of stopping the run.
+
+:func:`predict_folder` predicts a folder of scenes into one validated
+challenge submission.
+"""
 from __future__ import annotations
 
 import logging
+import os
+import re
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from evaluation.submission import SubmissionWriter, validate_submission
-from scenes.reader import list_scenes, open_scene, scene_key
+from scenes import contract as C
+from scenes.reader import SceneError, list_scenes, open_scene, scene_key
 
+from .cache import SceneCache, hash_files, source_identity
 from .persistence import load_model
 from .predict import predict_scene
 
 log = logging.getLogger(__name__)
 
 
+# --- checks before any work -------------------------------------------------------
+def min_scene_side(config) -> int:
+    """Fewest SAR pixels a scene side needs for ``config``'s largest texture window.
+
+    The GLCM runs on the image averaged over ``texture_factor`` blocks and
+    needs at least one whole window of those blocks.
+    """
+    if not config.texture_windows:
+        return 1
+    return (max(config.texture_windows) - 1) * config.texture_factor + 1
+
+
+def check_scene_fits(path, shape, config) -> None:
+    """Raise :class:`SceneError` if a scene of ``shape`` is too small for ``config``."""
+    n = min_scene_side(config)
+    H, W = (int(v) for v in shape)
+    if min(H, W) < n:
+        w = max(config.texture_windows)
+        raise SceneError(path, C.SAR_VARS[0],
+                         f"scene is {H} x {W} pixels, smaller than the {w} x {w} texture window "
+                         f"of the feature configuration (texture_factor "
+                         f"{config.texture_factor}: needs at least {n} x {n})",
+                         "remove the scene from the folder (or pass --skip-bad), or use a model "
+                         "trained with smaller texture_windows")
+
+
+def ensure_writable(target, what: str = "output") -> None:
+    """Raise one line unless new files can be made where ``target`` is to be written.
+
+    Checks the nearest existing folder above ``target`` by creating and
+    removing a probe file there (permissions alone say nothing for root or
+    on a read-only mount).
+    """
+    target = Path(target).absolute()
+    anchor = target.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise ValueError(f"{target}: cannot write there, {anchor} is a file, not a folder; "
+                         f"choose another {what}")
+    try:
+        with tempfile.TemporaryFile(dir=anchor, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{target}: cannot write in {anchor} ({exc.strerror or exc}); "
+                         f"choose a writable {what}") from None
+
+
+def remove_stale_tmp(final) -> None:
+    """Remove ``.{name}.{pid}.tmp`` siblings of ``final`` left by killed processes."""
+    final = Path(final)
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(\d+)\.tmp$")
+    if not final.parent.is_dir():
+        return
+    for p in final.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            log.info("removing %s, left by a killed run", p)
+            p.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+# --- per-scene runs ---------------------------------------------------------------
+@dataclass(frozen=True)
+class BadScene:
+    """A scene a task refused: the picklable stand-in of its :class:`SceneError`."""
+
+    path: str
+    variable: str | None
+    message: str
+
+    def error(self) -> SceneError:
+        # SceneError's constructor builds the message; rebuild one from the message itself.
+        err = SceneError.__new__(SceneError)
+        ValueError.__init__(err, self.message)
+        err.path, err.variable = self.path, self.variable
+        return err
+
+
+def _scene_task(func, path, args, kwargs, cache, source, reuse):
+    """Run ``func(path, *args, **kwargs)`` for one scene, through the cache."""
+    from .distributed import limit_worker_threads
+
+    limit_worker_threads()
+    key = scene_key(path)
+    if cache is not None and reuse:
+        result = cache.load(key, source)
+        if result is not None:
+            return result
+    try:
+        result = func(path, *args, **kwargs)
+    except SceneError as exc:
+        return BadScene(str(path), exc.variable, str(exc))
+    if cache is not None:
+        cache.save(key, source, result)
+    return result
+
+
+def _bad_or_none(result):
+    return result if isinstance(result, BadScene) else None
+
+
+class SceneRunner:
+    """How per-scene work runs, where it is cached, and what happens to bad scenes.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Scenes at once in joblib worker processes (1: in this process; -1:
+        one per core). Not used with a ``client``.
+    client : distributed.Client, optional
+        Run scenes on this Dask cluster instead.
+    cache_dir : path-like, optional
+        Cache folder (see :mod:`models.cache`); None: no cache.
+    fresh : bool
+        Recompute every scene (and overwrite its cache entry).
+    skip_bad : bool
+        Leave out scenes that break the data contract instead of stopping.
+    progress : bool
+        Show progress bars.
+
+    Attributes
+    ----------
+    skipped : list of BadScene
+        Scenes left out (``skip_bad``), in the order met.
+    reused : list of str
+        Keys of scenes whose result came from the cache.
+    """
+
+    def __init__(self, *, n_jobs: int = 1, client=None, cache_dir=None, fresh: bool = False,
+                 skip_bad: bool = False, progress: bool = True):
+        self.n_jobs = -1 if n_jobs is None else int(n_jobs)
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs must be a positive count or negative (-1 = all cores), got 0")
+        self.client = client
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.fresh = bool(fresh)
+        self.skip_bad = bool(skip_bad)
+        self.progress = bool(progress)
+        self.skipped: list[BadScene] = []
+        self.reused: list[str] = []
+
+    # -- checks ----------------------------------------------------------------------
+    def preflight(self, paths, *, kind=None, config=None) -> list[Path]:
+        """Cheap contract checks (metadata, and size against ``config``) of every scene first.
+
+        Returns the scenes that passed; a failing one raises its
+        :class:`SceneError`, or is skipped with ``skip_bad``. Also checks
+        that the cache folder can be written.
+        """
+        good = []
+        for p in map(Path, paths):
+            try:
+                ds = open_scene(p, kind=kind, check_values=False)
+                try:
+                    if config is not None:
+                        check_scene_fits(p, tuple(ds.sizes[d] for d in C.SAR_DIMS), config)
+                finally:
+                    ds.close()
+            except SceneError as exc:
+                self._refuse(BadScene(str(p), exc.variable, str(exc)))
+                continue
+            good.append(p)
+        if self.cache_dir is not None:
+            ensure_writable(self.cache_dir / "x", "--cache folder")
+        return good
+
+    def _refuse(self, bad: BadScene) -> None:
+        if not self.skip_bad:
+            raise bad.error()
+        log.warning("skipping %s: %s", Path(bad.path).name, bad.message)
+        self.skipped.append(bad)
+
+    def skipped_names(self) -> list[str]:
+        return [Path(b.path).name for b in self.skipped]
+
+    # -- running ---------------------------------------------------------------------
+    def share(self, obj):
+        """``obj`` as tasks should receive it (sent once to every Dask worker)."""
+        if self.client is None:
+            return obj
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def _cache(self, task, cache_config, compress):
+        if self.cache_dir is None or cache_config is None:
+            return None
+        return SceneCache(self.cache_dir, task, cache_config, compress=compress)
+
+    def map(self, func, paths, *, task: str, desc: str, cache_config=None, args=(),
+            kwargs=None, compress: bool = False):
+        """Yield ``(path, func(path, *args, **kwargs))`` for each scene, in scene order.
+
+        Parameters
+        ----------
+        func : callable
+            A module-level function (it may run in another process).
+        paths : list of paths
+        task : str
+            Cache sub-folder name.
+        desc : str
+            Progress bar label.
+        cache_config : dict, optional
+            What the result depends on besides the scene; None: not cached.
+        compress : bool
+            Compress cache entries.
+
+        Scenes skipped as bad input are not yielded (see :attr:`skipped`).
+        """
+        paths = [Path(p) for p in paths]
+        args, kwargs = tuple(args), dict(kwargs or {})
+        cache = self._cache(task, cache_config, compress)
+        sources = [source_identity(p) for p in paths]
+        hit = [cache is not None and not self.fresh and cache.has(scene_key(p), s)
+               for p, s in zip(paths, sources)]
+        todo = [(func, p, args, kwargs, cache, s, False)
+                for p, s, h in zip(paths, sources, hit) if not h]
+        bar = tqdm(total=len(paths), initial=sum(hit), desc=desc, unit="scene",
+                   disable=not self.progress)
+        if any(hit):
+            log.info("%s: %d of %d scenes from the cache %s", desc, sum(hit), len(paths),
+                     cache.dir)
+        computed = self._dispatch(todo, bar)
+        try:
+            for p, s, h in zip(paths, sources, hit):
+                result = cache.load(scene_key(p), s) if h else None
+                if h and result is not None:
+                    self.reused.append(scene_key(p))
+                elif h:  # unreadable after all: compute it here
+                    result = _scene_task(func, p, args, kwargs, cache, s, False)
+                else:
+                    result = next(computed)
+                if isinstance(result, BadScene):
+                    self._refuse(result)
+                    continue
+                yield p, result
+        finally:
+            computed.close()
+            bar.close()
+
+    def _dispatch(self, todo, bar):
+        """Results of ``_scene_task(*item)`` for ``todo``, in order."""
+        if not todo:
+            return
+        if self.client is not None:
+            from .distributed import iter_ordered, submit_scenes
+
+            futures = submit_scenes(self.client, _scene_task, todo)
+            yield from iter_ordered(self.client, futures, progress=bar)
+            return
+        if self.n_jobs == 1 or len(todo) == 1:
+            for item in todo:
+                result = _scene_task(*item)
+                bar.update(1)
+                yield result
+            return
+        from joblib import Parallel, delayed
+
+        runner = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        for result in runner(delayed(_scene_task)(*item) for item in todo):
+            bar.update(1)
+            yield result
+
+    def submit(self, func, paths, *, task: str, desc: str, cache_config=None, args=(),
+               kwargs=None, compress: bool = False) -> list:
+        """Run ``func`` per scene on the Dask cluster and keep the results there.
+
+        Waits for all (progress as scenes finish) and returns ``[(path, future)]``
+        of the scenes not skipped, in scene order. Cached scenes are loaded by
+        the workers.
+        """
+        if self.client is None:
+            raise ValueError("keeping results on the cluster needs a Dask scheduler "
+                             "(--scheduler ADDRESS or local:N)")
+        from .distributed import submit_scenes, wait_all
+
+        paths = [Path(p) for p in paths]
+        cache = self._cache(task, cache_config, compress)
+        items = [(func, p, tuple(args), dict(kwargs or {}), cache, source_identity(p),
+                  not self.fresh) for p in paths]
+        futures = submit_scenes(self.client, _scene_task, items)
+        with tqdm(total=len(paths), desc=desc, unit="scene", disable=not self.progress) as bar:
+            wait_all(self.client, futures, progress=bar)
+        bad = self.client.gather(self.client.map(_bad_or_none, futures, pure=False))
+        out = []
+        for p, f, b in zip(paths, futures, bad):
+            if b is not None:
+                self._refuse(b)
+                f.release()
+                continue
+            out.append((p, f))
+        return out
+
+
+# --- prediction of a folder --------------------------------------------------------
+def predict_path(path, bundle, stride=None, smoothing=True) -> dict:
+    """SIC/SOD/FLOE maps of one scene file, and the seconds it took (``"seconds"``)."""
+    t0 = time.perf_counter()
+    ds = open_scene(path)
+    try:
+        maps = predict_scene(ds, bundle, stride=stride, smoothing=smoothing)
+    finally:
+        ds.close()
+    return {**maps, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _validate_written(tmp_path, scenes_dir, predicted: list, all_listed: list) -> list:
+    """Problems of the written file against the scenes it holds (all of the folder, or fewer)."""
+    if len(predicted) == len(all_listed):
+        return validate_submission(tmp_path, scenes_dir)
+    # Some scenes were skipped: check against a folder of just the predicted ones.
+    with tempfile.TemporaryDirectory(prefix="predicted-scenes-") as d:
+        for p in predicted:
+            os.symlink(Path(p).absolute(), Path(d) / Path(p).name)
+        return validate_submission(tmp_path, d)
+
+
 def predict_folder(scenes_dir, model_dir, out_file, *, stride=None, smoothing=True,
-                   progress=True) -> dict:
+                   progress=True, runner: SceneRunner | None = None) -> dict:
     """Predict every scene of a folder and write the submission file.
 
-    Scenes are predicted one at a time and appended to a temporary file, so
-    memory holds one scene's maps; the file replaces ``out_file`` only after it
-    passed :func:`evaluation.submission.validate_submission`.
+    Every scene is checked first (metadata, and its size against the
+    model's texture windows). Scenes are predicted by ``runner`` (default:
+    one at a time in this process, no cache) and appended in scene order to
+    a temporary file, so memory holds few scenes' maps; the file replaces
+    ``out_file`` only after it passed
+    :func:`evaluation.submission.validate_submission`.
 
     Parameters
     ----------
@@ -37,34 +387,49 @@ def predict_folder(scenes_dir, model_dir, out_file, *, stride=None, smoothing=Tr
     smoothing : bool
         Apply the model's spatial smoothing.
     progress : bool
-        Show a progress bar over scenes.
+        Show a progress bar over scenes (when ``runner`` is not given).
+    runner : SceneRunner, optional
+        Where scenes run, the cache (keyed by the model files' hash, stride
+        and smoothing) and ``skip_bad``.
 
     Returns
     -------
     dict
-        ``{"scenes": [...keys], "seconds": {key: s}, "out": Path}``.
+        ``{"scenes": [keys written], "seconds": {key: s}, "out": Path,
+        "skipped": [(file name, reason)], "reused": [keys from the cache]}``.
+        A skipped scene is missing from the submission (its charts score 0).
     """
-    bundle = load_model(model_dir)
-    paths = list_scenes(scenes_dir)
-    for p in paths:  # fail on a bad scene before spending minutes on the good ones
-        open_scene(p, check_values=False).close()
+    runner = SceneRunner(progress=progress) if runner is None else runner
     out_file = Path(out_file)
-    seconds = {}
+    ensure_writable(out_file, "--out file")
+    bundle = load_model(model_dir)
+    listed = list_scenes(scenes_dir)
+    paths = runner.preflight(listed, config=bundle.feature_config)
+    if not paths:
+        raise ValueError(f"{scenes_dir}: every scene was skipped as bad input; nothing to predict")
+    cache_config = {"model": hash_files(model_dir),
+                    "stride": int(bundle.stride if stride is None else stride),
+                    "smoothing": bool(smoothing)}
+    remove_stale_tmp(out_file)
+    seconds, predicted = {}, []
+    shared = runner.share(bundle)
     with SubmissionWriter(out_file) as sub:
-        for path in tqdm(paths, desc="predict", unit="scene", disable=not progress):
-            t0 = time.perf_counter()
-            ds = open_scene(path)
-            try:
-                maps = predict_scene(ds, bundle, stride=stride, smoothing=smoothing)
-            finally:
-                ds.close()
+        for path, maps in runner.map(predict_path, paths, task="predict", desc="predict",
+                                     cache_config=cache_config, args=(shared, stride, smoothing),
+                                     compress=True):
             key = scene_key(path)
+            seconds[key] = maps.pop("seconds")
             sub.add(key, maps)
-            seconds[key] = round(time.perf_counter() - t0, 2)
+            predicted.append(path)
             log.info("%s: predicted in %.1f s", key, seconds[key])
+        if not predicted:
+            raise ValueError(f"{scenes_dir}: every scene was skipped as bad input; "
+                             "nothing to predict")
         sub.close()
-        problems = validate_submission(sub.tmp_path, scenes_dir)
+        problems = _validate_written(sub.tmp_path, scenes_dir, predicted, listed)
         if problems:
             raise RuntimeError(f"{out_file}: the written submission is invalid ({problems[0]}); "
                                "please report this bug")
-    return {"scenes": [scene_key(p) for p in paths], "seconds": seconds, "out": out_file}
+    return {"scenes": [scene_key(p) for p in predicted], "seconds": seconds, "out": out_file,
+            "skipped": [(Path(b.path).name, b.message) for b in runner.skipped],
+            "reused": list(runner.reused)}

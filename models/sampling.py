@@ -68,6 +68,10 @@ class TrainingSet:
         """Indices of the rows where ``chart`` is labelled."""
         return np.flatnonzero(self.y[chart] != C.MASK_VALUE)
 
+    def n_rows(self, chart: str) -> int:
+        """Number of rows where ``chart`` is labelled."""
+        return int(np.count_nonzero(self.y[chart] != C.MASK_VALUE))
+
 
 def scene_seed(seed: int, key: str) -> np.random.SeedSequence:
     """Seed of one scene's draw: the run seed and a stable hash of the scene key."""
@@ -248,7 +252,7 @@ def concat_samples(parts, feature_names, n_max_rows=None) -> TrainingSet:
 
 def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: int = 0,
                        n_jobs: int = -1, progress: bool = True, featurizer=None,
-                       feature_names=None) -> TrainingSet:
+                       feature_names=None, runner=None) -> TrainingSet:
     """Sample about ``n_pixels`` training pixels over ``scenes``.
 
     Parameters
@@ -265,6 +269,9 @@ def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: 
     featurizer : callable, optional
         ``(ds, rows, cols) -> (N, F)``; give ``feature_names`` with it.
     feature_names : list of str, optional
+    runner : models.batch.SceneRunner, optional
+        Runs the scenes (scene paths only) instead of joblib: on a Dask
+        cluster, through a per-scene cache, skipping bad scenes.
 
     Returns
     -------
@@ -286,9 +293,21 @@ def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: 
     elif feature_names is None:
         raise ValueError("a custom featurizer needs its feature_names")
     n_max = int(n_pixels) // len(scenes)
+    if runner is not None:
+        # A custom featurizer is code the cache cannot key on: not cached.
+        cache_config = sampling_cache_config(config, seed, n_max) if featurizer is None else None
+        parts = (part for _, part in runner.map(
+            sample_scene, scenes, task="sample", desc="sampling scenes", cache_config=cache_config,
+            kwargs=dict(n_max=n_max, seed=seed, config=config, featurizer=featurizer)))
+        return concat_samples(parts, feature_names, n_max_rows=n_max * len(scenes))
     jobs = (delayed(sample_scene)(s, n_max=n_max, seed=seed, config=config,
                                   featurizer=featurizer) for s in scenes)
     runner = Parallel(n_jobs=-1 if n_jobs is None else int(n_jobs), return_as="generator")
     parts = tqdm(runner(jobs), total=len(scenes), desc="sampling scenes",
                  disable=not progress, unit="scene")
     return concat_samples(parts, feature_names, n_max_rows=n_max * len(scenes))
+
+
+def sampling_cache_config(config, seed: int, n_max: int) -> dict:
+    """What one scene's sample depends on besides the scene (the cache key)."""
+    return {"feature_config": config.to_dict(), "seed": int(seed), "n_max": int(n_max)}

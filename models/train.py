@@ -228,7 +228,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
                  n_pixels: int = 2_000_000, val_fraction: float = 0.2, n_jobs: int = -1,
                  progress: bool = True, stride: int = DEFAULT_STRIDE, estimator_params=None,
                  n_val_pixels=None, smoothing_grid=None, sic_modes=SIC_MODES,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, runner=None, distributed: bool = False) -> dict:
     """Train, validate, choose and save a model folder.
 
     Parameters
@@ -262,16 +262,24 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         SIC modes to compare.
     overwrite : bool
         Replace an existing model folder.
+    runner : models.batch.SceneRunner, optional
+        Runs the per-scene work (sampling, validation features): joblib over
+        ``n_jobs`` by default, or a Dask cluster, a cache that makes a killed
+        run resumable, and skipping of bad scenes (listed in the manifest).
+    distributed : bool
+        Keep the samples on the runner's Dask cluster and train there with
+        :mod:`lightgbm.dask` (see :class:`models.distributed.DaskTrainingSet`).
 
     Returns
     -------
     dict
         The manifest as written to ``out_dir/manifest.json``.
     """
-    from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     from featurize import FeatureConfig, feature_names
+
+    from .batch import SceneRunner, ensure_writable
 
     t_start = time.perf_counter()
     config = FeatureConfig() if config is None else config
@@ -286,7 +294,12 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder "
                          "or pass overwrite=True (--overwrite)")
-    paths = resolve_scenes(train_dir_or_paths)
+    ensure_writable(out_dir, "output folder")
+    runner = SceneRunner(n_jobs=n_jobs, progress=progress) if runner is None else runner
+    if distributed and runner.client is None:
+        raise ValueError("distributed training runs on a Dask cluster; pass a runner with a "
+                         "client (--scheduler ADDRESS or --scheduler local:N)")
+    paths = runner.preflight(resolve_scenes(train_dir_or_paths), kind="train", config=config)
     train_paths, val_paths = split_scenes(paths, val_fraction, seed)
     threads = resolve_n_jobs(n_jobs)
     params = {**DEFAULT_ESTIMATOR_PARAMS, **(estimator_params or {}),
@@ -294,18 +307,22 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     timings = {}
 
     t0 = time.perf_counter()
-    ts = build_training_set(train_paths, config=config, n_pixels=n_pixels, seed=seed,
-                            n_jobs=n_jobs, progress=progress)
+    if distributed:
+        from .distributed import DaskTrainingSet
+        ts = DaskTrainingSet.sample(runner, train_paths, config=config, n_pixels=n_pixels,
+                                    seed=seed)
+    else:
+        ts = build_training_set(train_paths, config=config, n_pixels=n_pixels, seed=seed,
+                                progress=progress, runner=runner)
     timings["sampling_s"] = time.perf_counter() - t0
 
     val, val_stride = [], stride
     if val_paths:
         t0 = time.perf_counter()
         val_stride = _val_stride(val_paths, stride)
-        jobs = (delayed(_val_scene)(p, config, val_stride) for p in val_paths)
-        runner = Parallel(n_jobs=n_jobs, return_as="generator")
-        val = list(tqdm(runner(jobs), total=len(val_paths), desc="validation scenes",
-                        disable=not progress, unit="scene"))
+        val = [v for _, v in runner.map(
+            _val_scene, val_paths, task="val", desc="validation scenes", args=(config, val_stride),
+            cache_config={"feature_config": config.to_dict(), "stride": int(val_stride)})]
         timings["validation_features_s"] = time.perf_counter() - t0
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 1]))
@@ -324,7 +341,10 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         if chart not in n_eval:  # drawn in chart order, so the seed fixes each set
             evals = {chart: _eval_set(val, chart, n_val_pixels, rng) if val else None}
             n_eval[chart] = len(evals[chart][1]) if val else 0
-        fitted[key] = _fit(est, ts, chart, evals[chart], key)
+        if distributed:
+            fitted[key] = ts.fit(est, chart, evals[chart], key)
+        else:
+            fitted[key] = _fit(est, ts, chart, evals[chart], key)
     del evals
     timings["fit_s"] = time.perf_counter() - t0
 
@@ -349,6 +369,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     sic_key = "SIC_regression" if sic_mode == "regression" else "SIC_classification"
     models = {"SIC": fitted[sic_key], "SOD": fitted["SOD"], "FLOE": fitted["FLOE"]}
     timings["total_s"] = time.perf_counter() - t_start
+    skipped = set(runner.skipped_names())
     manifest = {
         "feature_names": list(feature_names(config)),
         "feature_config": config.to_dict(),
@@ -358,10 +379,13 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         "consistency_rule": CONSISTENCY_RULE,
         "training": {
             "seed": int(seed), "n_pixels": int(n_pixels), "n_rows": len(ts),
-            "rows_per_chart": {c: int(ts.chart_rows(c).size) for c in C.LABEL_CHARTS},
+            "rows_per_chart": {c: ts.n_rows(c) for c in C.LABEL_CHARTS},
             "val_fraction": float(val_fraction), "device": device, "n_jobs": threads,
-            "train_scenes": [q.name for q in train_paths],
-            "val_scenes": [q.name for q in val_paths],
+            "train_scenes": [q.name for q in train_paths if q.name not in skipped],
+            "val_scenes": [q.name for q in val_paths if q.name not in skipped],
+            "skipped_scenes": [{"scene": Path(b.path).name, "reason": b.message}
+                               for b in runner.skipped],
+            "distributed": bool(distributed),
             "val_stride": int(val_stride),
             "early_stopping_points": {c: int(n) for c, n in n_eval.items()},
             "best_iterations": {k: int(e.best_iteration_) for k, e in fitted.items()},

@@ -1,0 +1,354 @@
+"""Per-scene work on a Dask cluster, and LightGBM trained across it (optional: ``.[dask]``).
+
+``--scheduler ADDRESS`` connects to a running ``dask.distributed`` scheduler
+(``tcp://host:8786``); ``--scheduler local[:N]`` starts a
+:class:`distributed.LocalCluster` of N worker processes (default: one per
+core) sharing the cores between them. Scenes are submitted in order (earlier
+scenes first), progress is reported as they finish, and results are consumed
+in scene order, so output does not depend on which worker ran what.
+
+A remote cluster's workers must see the scene files, the model folder and
+the cache folder at the same paths as this machine (a shared file system),
+and have this package installed.
+
+:class:`DaskTrainingSet` keeps each scene's sampled pixels on the worker that
+drew them and trains with :mod:`lightgbm.dask` (data-parallel) for training
+sets that do not fit one machine. LightGBM's Dask estimators have no early
+stopping; all ``n_estimators`` rounds are trained and the best round is then
+chosen on the validation set with LightGBM's early-stopping rule.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+
+from scenes import contract as C
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install '.[dask]'"
+
+
+class DaskNotInstalled(RuntimeError):
+    """``--scheduler`` was given but dask.distributed is not importable."""
+
+
+def require_dask() -> None:
+    """Raise :class:`DaskNotInstalled` (one line, with the install command) without Dask."""
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise DaskNotInstalled("--scheduler needs Dask, which is not installed: "
+                               f"{INSTALL_HINT}") from None
+
+
+def parse_scheduler(spec: str):
+    """``("local", n_workers or None)`` for ``local[:N]``, else ``("address", spec)``."""
+    spec = str(spec).strip()
+    if spec == "local" or spec.startswith("local:"):
+        n = spec.partition(":")[2]
+        if n == "":
+            return "local", None
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--scheduler {spec}: expected local or local:N with N >= 1 workers")
+        return "local", int(n)
+    if not spec:
+        raise ValueError("--scheduler needs an address (tcp://host:8786) or local[:N]")
+    return "address", spec
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def dask_client(spec: str, *, processes: bool = True, timeout: str = "20s"):
+    """A :class:`distributed.Client` for ``spec`` (see :func:`parse_scheduler`), closed on exit.
+
+    ``local:N`` starts N workers with ``cores // N`` threads each (at least 1)
+    and stops them on exit; an address is given ``timeout`` to answer.
+    """
+    require_dask()
+    from distributed import Client, LocalCluster
+
+    kind, arg = parse_scheduler(spec)
+    cluster = None
+    if kind == "local":
+        n = arg or _cores()
+        cluster = LocalCluster(n_workers=n, threads_per_worker=max(1, _cores() // n),
+                               processes=processes, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(arg, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            msg = " ".join(str(exc).split())[:200]
+            raise RuntimeError(f"cannot reach the Dask scheduler at {arg} ({msg}); start one "
+                               "with `dask scheduler` and workers with `dask worker ADDRESS`, "
+                               "or use --scheduler local:N") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def limit_worker_threads() -> None:
+    """On a Dask worker, keep numba to the worker's thread count (no-op elsewhere)."""
+    try:
+        from distributed import get_worker
+        n = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return
+    import numba
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def submit_scenes(client, task, items):
+    """Submit ``task(*item)`` per item, earlier items first; return the futures (in order)."""
+    n = len(items)
+    return [client.submit(task, *item, pure=False, priority=n - i) for i, item in enumerate(items)]
+
+
+def iter_ordered(client, futures, *, progress=None):
+    """Results of ``futures`` in their order, fetched as soon as they and all before are done.
+
+    The progress bar advances as each future finishes (in any order); a
+    failed future raises at once and cancels the rest.
+    """
+    from distributed import as_completed
+
+    index = {f.key: i for i, f in enumerate(futures)}
+    done = [False] * len(futures)
+    nxt = 0
+    try:
+        for fut in as_completed(futures):
+            if fut.status == "error":
+                fut.result()  # raises the task's exception
+            done[index[fut.key]] = True
+            if progress is not None:
+                progress.update(1)
+            while nxt < len(futures) and done[nxt]:
+                result = futures[nxt].result()
+                futures[nxt] = None  # let the cluster forget it
+                nxt += 1
+                yield result
+    finally:
+        rest = [f for f in futures if f is not None]
+        if rest:
+            client.cancel(rest)
+
+
+def wait_all(client, futures, *, progress=None) -> None:
+    """Wait for ``futures`` (results stay on the workers), raising the first failure."""
+    from distributed import as_completed
+
+    for fut in as_completed(futures):
+        if fut.status == "error":
+            client.cancel(futures)
+            fut.result()
+        if progress is not None:
+            progress.update(1)
+
+
+# --- training across the cluster ------------------------------------------------
+def _part_stats(part, chart, k):
+    """Labelled rows, weight sum and weighted class counts of ``chart`` in one scene's sample."""
+    y = part["y"][chart]
+    rows = y != C.MASK_VALUE
+    w = part["weight"][chart][rows].astype(np.float64)
+    return int(rows.sum()), float(w.sum()), np.bincount(y[rows], weights=w, minlength=k)[:k]
+
+
+def _part_n_rows(part):
+    return len(part["X"]), {c: int((part["y"][c] != C.MASK_VALUE).sum()) for c in C.LABEL_CHARTS}
+
+
+def _chart_part(part, chart, scale, factors, what):
+    """``X``, ``y`` (float64) or final weights of one scene's labelled ``chart`` rows."""
+    y = part["y"][chart]
+    rows = y != C.MASK_VALUE
+    if what == "X":
+        return np.ascontiguousarray(part["X"][rows])
+    yc = y[rows]
+    if what == "y":
+        return yc.astype(np.float64)
+    w = part["weight"][chart][rows].astype(np.float64) * scale
+    return w * factors[yc] if factors is not None else w
+
+
+def _sklearn_params(params: dict) -> dict:
+    """Our LightGBM parameters in :class:`lightgbm.LGBMModel` terms (threads left to Dask)."""
+    rename = {"min_data_in_leaf": "min_child_samples", "bagging_fraction": "subsample",
+              "bagging_freq": "subsample_freq", "feature_fraction": "colsample_bytree",
+              "lambda_l2": "reg_lambda", "seed": "random_state"}
+    out = {rename.get(k, k): v for k, v in params.items() if k != "num_threads"}
+    return out
+
+
+def eval_curve(booster, X, y, metric: str, weight=None) -> list:
+    """Eval-set score after each round (lower is better), in one pass over the trees.
+
+    ``metric`` is LightGBM's name: ``multi_logloss``, ``multi_error`` or ``l2``.
+    """
+    y = np.asarray(y)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64)
+    rows = np.arange(len(y))
+    raw, curve = None, []
+    for i in range(booster.current_iteration()):
+        step = booster.predict(X, raw_score=True, start_iteration=i, num_iteration=1)
+        raw = step if raw is None else raw + step
+        if metric == "multi_logloss":
+            z = raw.reshape(len(y), -1)
+            z = z - z.max(axis=1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            loss = -logp[rows, y.astype(np.int64)]
+        elif metric == "multi_error":
+            loss = (raw.reshape(len(y), -1).argmax(axis=1) != y).astype(np.float64)
+        elif metric == "l2":
+            loss = (raw - y) ** 2
+        else:
+            raise ValueError(f"no round selection for eval metric {metric!r} in distributed "
+                             "training; use multi_logloss, multi_error or l2")
+        curve.append(float((w * loss).sum() / w.sum()))
+    return curve
+
+
+def best_round(curve, patience: int, min_rounds: int = 1) -> int:
+    """The round early stopping would keep: the best from ``min_rounds`` on, stopping
+    ``patience`` rounds after it (0 if the curve is shorter than ``min_rounds``)."""
+    best, best_score = 0, np.inf
+    for r, score in enumerate(curve, start=1):
+        if r >= min_rounds and (best == 0 or score < best_score):
+            best, best_score = r, score
+        if best and r - best >= max(1, patience):
+            break
+    return best
+
+
+class DaskTrainingSet:
+    """Sampled pixels kept on the workers, one part per scene (see :mod:`models.sampling`).
+
+    Build with :meth:`sample`; :meth:`fit` trains an
+    :class:`~models.estimator.IceClassifier` / :class:`~models.estimator.IceRegressor`
+    spec with :mod:`lightgbm.dask` on the parts.
+    """
+
+    def __init__(self, client, parts, scene_keys, feature_names):
+        self.client = client
+        self.parts = parts
+        self.scene_keys = list(scene_keys)
+        self.feature_names = list(feature_names)
+        sizes = client.gather(client.map(_part_n_rows, parts, pure=False))
+        self._sizes = [s[0] for s in sizes]
+        self._labelled = {c: [s[1][c] for s in sizes] for c in C.LABEL_CHARTS}
+
+    def __len__(self):
+        return int(sum(self._sizes))
+
+    def n_rows(self, chart: str) -> int:
+        """Rows where ``chart`` is labelled."""
+        return int(sum(self._labelled[chart]))
+
+    @classmethod
+    def sample(cls, runner, scenes, *, config, n_pixels: int, seed: int):
+        """Draw and featurize each scene's pixels on the cluster (as ``build_training_set``)."""
+        from featurize import feature_names
+
+        from .sampling import sample_scene, sampling_cache_config
+
+        scenes = list(scenes)
+        if not scenes:
+            raise ValueError("no training scenes given; pass a folder of *_prep.nc files")
+        n_max = int(n_pixels) // len(scenes)
+        if n_max < 1:
+            raise ValueError(f"n_pixels={n_pixels} is fewer than one per scene "
+                             f"({len(scenes)} scenes); ask for more pixels")
+        done = runner.submit(sample_scene, scenes, task="sample", desc="sampling scenes",
+                             cache_config=sampling_cache_config(config, seed, n_max),
+                             kwargs=dict(n_max=n_max, seed=seed, config=config))
+        if not done:
+            raise ValueError("every training scene was skipped as bad input; nothing to train on")
+        keys = [p.name[: C.KEY_LENGTH] for p, _ in done]
+        return cls(runner.client, [f for _, f in done], keys, feature_names(config))
+
+    def _chart_arrays(self, chart, scale, factors):
+        import dask.array as da
+
+        keep = [i for i, n in enumerate(self._labelled[chart]) if n]
+        F = len(self.feature_names)
+        out = []
+        for what in ("X", "y", "w"):
+            futs = [self.client.submit(_chart_part, self.parts[i], chart, scale, factors, what,
+                                       pure=False) for i in keep]
+            n = [self._labelled[chart][i] for i in keep]
+            shape = [(m, F) if what == "X" else (m,) for m in n]
+            dtype = np.float32 if what == "X" else np.float64
+            out.append(da.concatenate([da.from_delayed(f, shape=s, dtype=dtype)
+                                       for f, s in zip(futs, shape)]))
+        return out
+
+    def fit(self, est, chart: str, eval_set=None, label: str = ""):
+        """Fit a copy of ``est`` on the labelled ``chart`` rows across the cluster.
+
+        Same weights as the local path (population weights scaled to mean 1,
+        times the classifier's class weights), same feature order and seeds;
+        the booster is data-parallel, so it differs from a local fit.
+
+        Returns
+        -------
+        A fitted estimator of ``est``'s class (loadable and saved like a local one).
+        """
+        from lightgbm.dask import DaskLGBMRegressor
+
+        from .estimator import IceClassifier, _lgb_names
+
+        k = C.N_CLASSES[chart]
+        stats = self.client.gather(self.client.map(_part_stats, self.parts, chart=chart, k=k,
+                                                   pure=False))
+        n = sum(s[0] for s in stats)
+        if n == 0:
+            raise ValueError(f"no labelled {chart} pixels among the training samples; "
+                             f"train on scenes whose {chart} chart is not all masked (255)")
+        scale = n / sum(s[1] for s in stats)  # weights to mean 1, as the local _fit does
+        est = copy.deepcopy(est)
+        params = est._lgb_params()
+        factors = None
+        if isinstance(est, IceClassifier):
+            freq = np.sum([s[2] for s in stats], axis=0) * scale
+            est._fit_prepare(np.arange(k), freq)  # bincount(arange(k), freq) == freq
+            factors = est.class_weight_factors_
+        X, y, w = self._chart_arrays(chart, scale, factors)
+        model = DaskLGBMRegressor(client=self.client, n_estimators=int(est.n_estimators),
+                                  **_sklearn_params(params))
+        with warnings.catch_warnings():
+            # lightgbm.dask sets each worker's threads itself and warns about ours.
+            warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+            model.fit(X, y, sample_weight=w, feature_name=_lgb_names(self.feature_names))
+        booster = model.booster_
+        fitted = type(est).from_booster(booster, self.feature_names, **est.get_params())
+        if factors is not None:
+            fitted.class_weight_factors_ = factors
+        fitted.evals_result_ = {}
+        if eval_set is not None and len(eval_set[1]) and est.early_stopping_rounds:
+            # The eval set is unweighted, as in the local fit (it stands for the scored pixels).
+            curve = eval_curve(booster, eval_set[0], eval_set[1], params["metric"])
+            best = best_round(curve, int(est.early_stopping_rounds),
+                              int(getattr(est, "min_rounds", 1) or 1))
+            if best:
+                fitted.best_iteration_ = best
+            fitted.evals_result_ = {"eval0": {params["metric"]: curve}}
+        log.info("%s: %d rows on %d parts (lightgbm.dask), best round %d", label, n,
+                 len(self.parts), fitted.best_iteration_)
+        return fitted
