@@ -21,8 +21,35 @@ def add_parser(sub, parents):
                         "reference and predicted SIC/SOD/FLOE) into --report")
     p.add_argument("--maps", nargs="+", metavar="KEY",
                    help=f"scene keys to draw with --scenes (default: the first {DEFAULT_N_MAPS})")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score a reference scene that has no maps in the submission as 0 instead "
+                        "of stopping (a missing chart of a present scene always scores 0)")
     add_mlflow(p)
     p.set_defaults(func=run)
+
+
+def refuse_missing_scenes(submission, reference_dir) -> None:
+    """One-line error if a reference scene has none of its maps in the submission.
+
+    The challenge took only complete submissions; a chart missing from
+    scenes that are there still scores 0 (with a warning) when scoring.
+    """
+    from pathlib import Path
+
+    from evaluation.submission import open_submission, variable_name
+    from scenes.contract import LABEL_CHARTS
+    from scenes.reader import list_scenes, scene_key
+
+    kind = "reference" if any(Path(reference_dir).glob("*_prep_reference.nc")) else "train"
+    refs = {scene_key(p): p for p in list_scenes(reference_dir, kind=kind)}
+    with open_submission(submission) as f:
+        names = set(f.variables)
+    keys = [k for k in refs if not any(variable_name(k, c) in names for c in LABEL_CHARTS)]
+    if keys:
+        more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+        raise ValueError(f"{refs[keys[0]]}: reference scene {keys[0]} has no maps in "
+                         f"{submission}{more}; predict its test scene {keys[0]}_prep.nc into the "
+                         "submission, or pass --allow-missing to score its charts 0")
 
 
 def choose_scenes(scenes_dir, keys=None) -> dict:
@@ -39,7 +66,7 @@ def choose_scenes(scenes_dir, keys=None) -> dict:
 
 
 def run(args) -> int:
-    from evaluation.scoring import format_table, score_submission
+    from evaluation.scoring import format_table, score_submission, write_report_csvs
     from evaluation.tracking import log_evaluate
 
     if (args.scenes or args.maps) and not args.report:
@@ -47,8 +74,11 @@ def run(args) -> int:
     if args.maps and not args.scenes:
         raise ValueError("--maps needs --scenes TEST_DIR (the HH/HV quicklook comes from the scenes)")
     chosen = choose_scenes(args.scenes, args.maps) if args.scenes else {}
-    result = score_submission(args.submission, args.reference, report_dir=args.report)
+    if not args.allow_missing:
+        refuse_missing_scenes(args.submission, args.reference)
+    result = score_submission(args.submission, args.reference)
     if args.report:
+        write_report_csvs(result, args.report)
         from evaluation.figures import plot_confusions, plot_submission_maps
 
         plot_confusions(result["confusion"], args.report)

@@ -20,6 +20,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,7 +284,10 @@ class SceneRunner:
                     continue
                 yield p, result
         finally:
-            computed.close()
+            with warnings.catch_warnings():
+                # joblib warns that stopping early cancelled the scenes still running.
+                warnings.filterwarnings("ignore", message=".*tasks which were still being")
+                computed.close()
             bar.close()
 
     def _dispatch(self, todo, bar):
