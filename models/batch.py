@@ -15,6 +15,8 @@ challenge submission.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import re
@@ -30,7 +32,7 @@ from evaluation.submission import SubmissionWriter, validate_submission
 from scenes import contract as C
 from scenes.reader import SceneError, list_scenes, open_scene, scene_key
 
-from .cache import SceneCache, hash_files, source_identity
+from .cache import SceneCache, hash_files, pid_alive, source_identity
 from .persistence import load_model
 from .predict import predict_scene
 
@@ -93,21 +95,9 @@ def remove_stale_tmp(final) -> None:
         return
     for p in final.parent.iterdir():
         m = pattern.match(p.name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             log.info("removing %s, left by a killed run", p)
             p.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
 
 
 # --- per-scene runs ---------------------------------------------------------------
@@ -328,8 +318,12 @@ class SceneRunner:
 
         paths = [Path(p) for p in paths]
         cache = self._cache(task, cache_config, compress)
-        items = [(func, p, tuple(args), dict(kwargs or {}), cache, source_identity(p),
-                  not self.fresh) for p in paths]
+        sources = [source_identity(p) for p in paths]
+        if cache is not None and not self.fresh:
+            self.reused += [scene_key(p) for p, s in zip(paths, sources)
+                            if cache.has(scene_key(p), s)]
+        items = [(func, p, tuple(args), dict(kwargs or {}), cache, s, not self.fresh)
+                 for p, s in zip(paths, sources)]
         futures = submit_scenes(self.client, _scene_task, items)
         with tqdm(total=len(paths), desc=desc, unit="scene", disable=not self.progress) as bar:
             wait_all(self.client, futures, progress=bar)
@@ -345,9 +339,27 @@ class SceneRunner:
 
 
 # --- prediction of a folder --------------------------------------------------------
+def _with_threads(bundle, n: int):
+    """``bundle`` whose boosters predict on ``n`` threads (shallow copies; same results)."""
+    models = {}
+    for chart, est in bundle.models.items():
+        est = copy.copy(est)
+        est.n_jobs = n
+        models[chart] = est
+    return dataclasses.replace(bundle, models=models)
+
+
 def predict_path(path, bundle, stride=None, smoothing=True) -> dict:
-    """SIC/SOD/FLOE maps of one scene file, and the seconds it took (``"seconds"``)."""
+    """SIC/SOD/FLOE maps of one scene file, and the seconds it took (``"seconds"``).
+
+    The boosters use as many threads as numba may in this task (all cores
+    here, a worker's share under joblib or Dask).
+    """
+    import numba
+
     t0 = time.perf_counter()
+    if not isinstance(bundle, (str, Path)):
+        bundle = _with_threads(bundle, numba.get_num_threads())
     ds = open_scene(path)
     try:
         maps = predict_scene(ds, bundle, stride=stride, smoothing=smoothing)

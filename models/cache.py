@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import uuid
 import zipfile
 from functools import lru_cache
@@ -78,6 +79,19 @@ def source_identity(path) -> dict:
     """Name, size and modification time of a scene file (a changed file is a miss)."""
     st = os.stat(path)
     return {"name": Path(path).name, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (its temporary files are not stale)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def default_cache_dir(out) -> Path:
@@ -154,6 +168,7 @@ class SceneCache:
                        "code": code_fingerprint(), **config}
         self.dir = self.root / f"{self.task}-{stable_hash(self.config)}"
         self.compress = bool(compress)
+        self._cleaned = False
 
     def path(self, key: str) -> Path:
         """The entry file of scene ``key``."""
@@ -192,17 +207,29 @@ class SceneCache:
             log.warning("%s: unreadable cache entry (%s); recomputing the scene", path, exc)
             return None
 
+    def _remove_stale_tmp(self):
+        """Remove temporary entries of killed processes of this host."""
+        host = socket.gethostname()
+        for p in self.dir.glob(".*.tmp"):
+            parts = p.name[1:].split(".")  # key, host..., pid, token, "tmp"
+            if (len(parts) >= 5 and ".".join(parts[1:-3]) == host and parts[-3].isdigit()
+                    and not pid_alive(int(parts[-3]))):
+                p.unlink(missing_ok=True)
+
     def save(self, key: str, source: dict, result) -> Path:
         """Write the entry of scene ``key`` atomically; return its path."""
         arrays = {}
         meta = {"key": key, "source": source, "result": _encode(result, arrays)}
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not self._cleaned:
+            self._remove_stale_tmp()
+            self._cleaned = True
         config_file = self.dir / "config.json"
         if not config_file.is_file():
             _atomic_write_text(config_file, json.dumps(self.config, indent=2, sort_keys=True,
                                                        default=str) + "\n")
         final = self.path(key)
-        tmp = self.dir / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = self.dir / f".{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         save = np.savez_compressed if self.compress else np.savez
         try:
             with open(tmp, "wb") as fh:
