@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import challenge_scores  # noqa: E402
-from models import IceClassifier, IceRegressor, load_model, predict_scene, train_models  # noqa: E402
+from models import load_model, predict_scene, train_models  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
-from models.train import DEFAULT_ESTIMATOR_PARAMS  # noqa: E402
+from models.train import DEFAULT_ESTIMATOR_PARAMS, make_estimators  # noqa: E402
 from scenes import contract as C  # noqa: E402
 from scenes.reader import list_scenes, open_scene  # noqa: E402
 from scenes.synth import write_synthetic_dataset  # noqa: E402
@@ -66,9 +66,8 @@ def _naive_fit(train_paths, val_paths, n_pixels, seed, cores):
     ts = build_training_set(train_paths, n_pixels=n_pixels, **kw)
     vs = build_training_set(val_paths, n_pixels=max(len(val_paths), n_pixels // 4), **kw)
     params = {**DEFAULT_ESTIMATOR_PARAMS, "random_state": seed, "n_jobs": cores}
-    models = {"SIC": IceRegressor(11, **params),
-              "SOD": IceClassifier(6, class_weight="inv_sqrt", **params),
-              "FLOE": IceClassifier(7, class_weight="inv_sqrt", **params)}
+    est = make_estimators(params, sic_classifier=False)
+    models = {"SIC": est["SIC_regression"], "SOD": est["SOD"], "FLOE": est["FLOE"]}
     for chart, est in models.items():
         r, rv = ts.chart_rows(chart), vs.chart_rows(chart)
         w = ts.weight[chart][r].astype(np.float64)

@@ -44,6 +44,21 @@ def resolve_n_jobs(n_jobs) -> int:
     return n_jobs if n_jobs > 0 else max(1, n_cpu + 1 + n_jobs)
 
 
+def check_device(device: str) -> None:
+    """Fail fast: fit a 2-round model on ``device``; :class:`GPUUnavailableError` if it cannot.
+
+    Lets a long training run stop before its pixels are sampled rather than after.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cpu":
+        return
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    IceRegressor(2, device=device, n_estimators=2, min_child_samples=5, n_jobs=1).fit(
+        X, (X[:, 0] > 0).astype(float))
+
+
 def _lgb_names(names):
     """Feature names LightGBM accepts (it rejects JSON special characters)."""
     return [re.sub(r"[^0-9A-Za-z_]", "_", str(n)) for n in names]
@@ -74,6 +89,32 @@ def _as_weight(w, n, what):
     return w
 
 
+class _EarlyStopping:
+    """Stop after ``patience`` rounds without a better first eval metric, never
+    before ``min_rounds``; ``best_round`` is the best round from ``min_rounds`` on."""
+
+    order = 30  # after lightgbm.record_evaluation
+
+    def __init__(self, patience: int, min_rounds: int):
+        self.patience = max(1, patience)
+        self.min_rounds = max(1, min_rounds)
+        self.best_round = 0
+        self.best_score = np.inf
+        self.best_result = None
+
+    def __call__(self, env):
+        rounds = env.iteration + 1
+        if not env.evaluation_result_list:
+            return
+        result = env.evaluation_result_list[0]
+        score = -result[2] if result[3] else result[2]  # (name, metric, value, higher_better)
+        if rounds >= self.min_rounds and (self.best_round == 0 or score < self.best_score):
+            self.best_round, self.best_score = rounds, score
+            self.best_result = list(env.evaluation_result_list)
+        if self.best_round and rounds - self.best_round >= self.patience:
+            raise lgb.callback.EarlyStopException(self.best_round - 1, self.best_result)
+
+
 class _LGBMBase(BaseEstimator):
     """Shared parameters, training and prediction of the two estimators.
 
@@ -100,6 +141,13 @@ class _LGBMBase(BaseEstimator):
     early_stopping_rounds : int or None
         Rounds without improvement on the eval set before stopping; only
         used when ``fit`` gets an ``eval_set``.
+    min_rounds : int
+        Rounds always kept: the best round is sought from here on. Held-out
+        scenes differ from the training scenes as whole scenes, so their
+        loss can rise after a handful of rounds while the decisions still
+        improve; this floor stops such a set from cutting training to 1 round.
+    eval_metric : str or None
+        LightGBM metric of the eval set (default: the objective's loss).
     random_state : int
         Seed of LightGBM's bagging and feature sampling.
     n_jobs : int or None
@@ -114,8 +162,8 @@ class _LGBMBase(BaseEstimator):
 
     def __init__(self, *, n_estimators=300, learning_rate=0.1, num_leaves=63, max_depth=-1,
                  min_child_samples=200, subsample=0.3, colsample_bytree=0.8, reg_lambda=1.0,
-                 max_bin=63, early_stopping_rounds=20, random_state=0, n_jobs=None,
-                 device="cpu"):
+                 max_bin=63, early_stopping_rounds=20, min_rounds=40, eval_metric=None,
+                 random_state=0, n_jobs=None, device="cpu"):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -126,6 +174,8 @@ class _LGBMBase(BaseEstimator):
         self.reg_lambda = reg_lambda
         self.max_bin = max_bin
         self.early_stopping_rounds = early_stopping_rounds
+        self.min_rounds = min_rounds
+        self.eval_metric = eval_metric
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.device = device
@@ -152,7 +202,7 @@ class _LGBMBase(BaseEstimator):
         seed = int(self.random_state)
         params = {
             "objective": self._objective,
-            "metric": self._metric,
+            "metric": self.eval_metric or self._metric,
             "learning_rate": float(self.learning_rate),
             "num_leaves": int(self.num_leaves),
             "max_depth": int(self.max_depth),
@@ -215,7 +265,7 @@ class _LGBMBase(BaseEstimator):
         train = lgb.Dataset(X, label=y, weight=self._weights(y, w), feature_name=names,
                             params={"max_bin": params["max_bin"], "verbose": -1},
                             free_raw_data=True)
-        valid_sets, callbacks = [], []
+        valid_sets, callbacks, stopper = [], [], None
         self.evals_result_ = {}
         if eval_set is not None:
             if isinstance(eval_set, tuple):
@@ -230,12 +280,14 @@ class _LGBMBase(BaseEstimator):
                                      f"{Xv.shape[0]} samples")
                 wv = _as_weight(item[2] if len(item) == 3 else None, Xv.shape[0],
                                 f"eval_set[{i}] weight")
-                valid_sets.append(lgb.Dataset(Xv, label=yv, weight=self._weights(yv, wv),
-                                              reference=train, free_raw_data=True))
+                # No class weights here: the eval set stands for the pooled
+                # pixels the challenge scores.
+                valid_sets.append(lgb.Dataset(Xv, label=yv, weight=wv, reference=train,
+                                              free_raw_data=True))
             callbacks.append(lgb.record_evaluation(self.evals_result_))
             if self.early_stopping_rounds:
-                callbacks.append(lgb.early_stopping(int(self.early_stopping_rounds),
-                                                    first_metric_only=True, verbose=False))
+                stopper = _EarlyStopping(int(self.early_stopping_rounds), int(self.min_rounds))
+                callbacks.append(stopper)
         try:
             booster = lgb.train(params, train, num_boost_round=int(self.n_estimators),
                                 valid_sets=valid_sets or None,
@@ -249,6 +301,8 @@ class _LGBMBase(BaseEstimator):
                     "an OpenCL GPU driver and a GPU-enabled LightGBM") from None
             raise
         self._set_fitted(booster, feature_names)
+        if stopper is not None and stopper.best_round:
+            self.best_iteration_ = stopper.best_round
         return self
 
     def _fit_prepare(self, y, w):
@@ -256,8 +310,7 @@ class _LGBMBase(BaseEstimator):
 
     def _set_fitted(self, booster, feature_names):
         self.booster_ = booster
-        best = booster.best_iteration
-        self.best_iteration_ = int(best) if best and best > 0 else booster.current_iteration()
+        self.best_iteration_ = booster.current_iteration()
         self.n_features_in_ = booster.num_feature()
         self.feature_names_in_ = np.asarray(feature_names, dtype=object)
 
@@ -318,13 +371,14 @@ class IceClassifier(ClassifierMixin, _LGBMBase):
     def __init__(self, n_classes=2, *, class_weight=None, class_weight_clip=(0.1, 10.0),
                  n_estimators=300, learning_rate=0.1, num_leaves=63, max_depth=-1,
                  min_child_samples=200, subsample=0.3, colsample_bytree=0.8, reg_lambda=1.0,
-                 max_bin=63, early_stopping_rounds=20, random_state=0, n_jobs=None,
-                 device="cpu"):
+                 max_bin=63, early_stopping_rounds=20, min_rounds=40, eval_metric=None,
+                 random_state=0, n_jobs=None, device="cpu"):
         super().__init__(n_estimators=n_estimators, learning_rate=learning_rate,
                          num_leaves=num_leaves, max_depth=max_depth,
                          min_child_samples=min_child_samples, subsample=subsample,
                          colsample_bytree=colsample_bytree, reg_lambda=reg_lambda,
                          max_bin=max_bin, early_stopping_rounds=early_stopping_rounds,
+                         min_rounds=min_rounds, eval_metric=eval_metric,
                          random_state=random_state, n_jobs=n_jobs, device=device)
         self.n_classes = n_classes
         self.class_weight = class_weight
@@ -404,13 +458,14 @@ class IceRegressor(RegressorMixin, _LGBMBase):
 
     def __init__(self, n_classes=11, *, n_estimators=300, learning_rate=0.1, num_leaves=63,
                  max_depth=-1, min_child_samples=200, subsample=0.3, colsample_bytree=0.8,
-                 reg_lambda=1.0, max_bin=63, early_stopping_rounds=20, random_state=0,
-                 n_jobs=None, device="cpu"):
+                 reg_lambda=1.0, max_bin=63, early_stopping_rounds=20, min_rounds=40,
+                 eval_metric=None, random_state=0, n_jobs=None, device="cpu"):
         super().__init__(n_estimators=n_estimators, learning_rate=learning_rate,
                          num_leaves=num_leaves, max_depth=max_depth,
                          min_child_samples=min_child_samples, subsample=subsample,
                          colsample_bytree=colsample_bytree, reg_lambda=reg_lambda,
                          max_bin=max_bin, early_stopping_rounds=early_stopping_rounds,
+                         min_rounds=min_rounds, eval_metric=eval_metric,
                          random_state=random_state, n_jobs=n_jobs, device=device)
         self.n_classes = n_classes
 

@@ -24,7 +24,7 @@ from evaluation import metrics
 from scenes import contract as C
 
 from . import smoothing as sm
-from .estimator import IceClassifier, IceRegressor, resolve_n_jobs
+from .estimator import IceClassifier, IceRegressor, check_device, resolve_n_jobs
 from .persistence import save_model
 from .predict import (DEFAULT_STRIDE, SIC_MODES, Renderer, empty_outputs, make_lattice,
                       predict_points, scan_scene)
@@ -34,18 +34,37 @@ log = logging.getLogger(__name__)
 
 #: Estimator parameters used unless ``estimator_params`` overrides them.
 DEFAULT_ESTIMATOR_PARAMS = dict(n_estimators=300, learning_rate=0.1, num_leaves=63,
-                                min_child_samples=200, subsample=0.3, colsample_bytree=0.8,
-                                reg_lambda=1.0, max_bin=63, early_stopping_rounds=20)
+                                min_child_samples=1000, subsample=0.3, colsample_bytree=0.8,
+                                reg_lambda=1.0, max_bin=63, early_stopping_rounds=20,
+                                min_rounds=40)
 #: Smoothing used when there are no validation scenes to choose one: 2 km,
 #: the AMSR2 grid, well below the size of a chart polygon.
 FALLBACK_SMOOTHING = {"method": "gaussian", "sigma_px": 25.0}
 #: Validation lattice points kept in memory at most (features of all of them).
-MAX_VAL_POINTS = 3_000_000
+MAX_VAL_POINTS = 2_000_000
 #: Validation maps are scored on a sub-grid of about this many pixels per scene.
 EVAL_PIXELS_PER_SCENE = 2_000_000
 CONSISTENCY_RULE = ("SIC decides open water: where SIC is 0, SOD and FLOE are 0; elsewhere "
                     "they take their most probable ice class (class 0 excluded); "
                     "no-data pixels are 0 in all maps")
+
+
+def make_estimators(params: dict, *, sic_classifier: bool = True) -> dict:
+    """The unfitted models of a system, by key (see :func:`models.predict.lattice_predict`).
+
+    SIC: an L2 regressor on the class index and, to compare, an 11-class
+    classifier (early-stopped on log-loss, as its probabilities feed the
+    expected-value mode). SOD, FLOE: classifiers with inverse-sqrt class
+    weights, early-stopped on the error rate, since only their argmax is used.
+    """
+    est = {"SIC_regression": IceRegressor(C.N_CLASSES["SIC"], **params)}
+    if sic_classifier:
+        est["SIC_classification"] = IceClassifier(C.N_CLASSES["SIC"], class_weight=None,
+                                                  **params)
+    for chart in ("SOD", "FLOE"):
+        est[chart] = IceClassifier(C.N_CLASSES[chart], class_weight="inv_sqrt",
+                                   eval_metric="multi_error", **params)
+    return est
 
 
 def resolve_scenes(train_dir_or_paths) -> list[Path]:
@@ -288,8 +307,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     if not sic_modes or bad:
         raise ValueError(f"sic_modes must be a non-empty subset of {SIC_MODES}, got {sic_modes}")
     grid = [sm.check_spec(s) for s in (smoothing_grid or sm.DEFAULT_GRID)]
-    if device not in ("cpu", "gpu"):
-        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    check_device(device)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder "
@@ -327,13 +345,9 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 1]))
     n_val_pixels = int(n_val_pixels or max(1, n_pixels // 4))
-    specs = [("SIC_regression", "SIC", IceRegressor(C.N_CLASSES["SIC"], **params))]
-    if any(m != "regression" for m in sic_modes) and val:
-        specs.append(("SIC_classification", "SIC",
-                      IceClassifier(C.N_CLASSES["SIC"], class_weight=None, **params)))
-    for chart in ("SOD", "FLOE"):
-        specs.append((chart, chart,
-                      IceClassifier(C.N_CLASSES[chart], class_weight="inv_sqrt", **params)))
+    want_clf = any(m != "regression" for m in sic_modes) and bool(val)
+    specs = [(key, key.split("_")[0], est)
+             for key, est in make_estimators(params, sic_classifier=want_clf).items()]
     fitted, n_eval = {}, {}
     t0 = time.perf_counter()
     for key, chart, est in tqdm(specs, desc="fitting models", disable=not progress,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from models import (GPUUnavailableError, IceClassifier, IceRegressor, load_model,
-                    predict_scene, train_models)
+from models import (GPUUnavailableError, IceClassifier, IceRegressor, check_device,
+                    load_model, predict_scene, train_models)
 from models import _kernels, sampling, smoothing
 from models.predict import Renderer, axis_weights, make_lattice
 from scenes import contract as C
@@ -74,10 +74,18 @@ def test_early_stopping_on_eval_set():
     rng = np.random.default_rng(1)
     y_noisy = np.where(rng.random(1000) < 0.4, rng.integers(0, 4, 1000), y).astype(np.uint8)
     clf = IceClassifier(4, n_estimators=300, learning_rate=0.5, early_stopping_rounds=3,
-                        num_leaves=31, min_child_samples=2, n_jobs=1)
+                        min_rounds=1, num_leaves=31, min_child_samples=2, n_jobs=1)
     clf.fit(X[:600], y_noisy[:600], eval_set=(X[600:], y_noisy[600:]))
     assert 1 <= clf.best_iteration_ < 300
-    assert len(clf.evals_result_["eval0"]["multi_logloss"]) < 300
+    loss = clf.evals_result_["eval0"]["multi_logloss"]
+    assert clf.best_iteration_ + 2 <= len(loss) <= clf.best_iteration_ + 3  # patience 3
+    assert loss[clf.best_iteration_ - 1] == min(loss)
+    # a shifted eval set whose loss rises at once: the floor keeps min_rounds rounds
+    shifted = (X[600:], (y[600:] + 2) % 4)
+    clf = IceClassifier(4, n_estimators=300, early_stopping_rounds=3, min_rounds=25,
+                        num_leaves=7, n_jobs=1).fit(X[:600], y[:600], eval_set=shifted)
+    loss = clf.evals_result_["eval0"]["multi_logloss"]
+    assert loss[0] == min(loss) and clf.best_iteration_ == 25 and len(loss) <= 28
 
 
 def test_unfit_and_bad_input_errors():
@@ -93,7 +101,13 @@ def test_unfit_and_bad_input_errors():
         IceClassifier(4, device="tpu").fit(X, y)
 
 
-def test_gpu_request_fails_cleanly_or_trains():
+def test_gpu_request_fails_cleanly_or_trains(tmp_path):
+    try:
+        check_device("gpu")
+    except GPUUnavailableError as e:  # before any scene is read
+        with pytest.raises(GPUUnavailableError):
+            train_models(tmp_path / "no_such_dir", tmp_path / "m", device="gpu", progress=False)
+        assert "\n" not in str(e)
     X, y = _toy()
     try:
         clf = IceClassifier(4, device="gpu", **TINY).fit(X, y)
