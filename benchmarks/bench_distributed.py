@@ -40,16 +40,16 @@ def _size(text):
     return (int(h), int(w or h))
 
 
-def _data(work, n_scenes, size):
+def _data(work, n_scenes, size, n_train):
     from scenes.reader import list_scenes
     from scenes.synth import write_synthetic_dataset
 
     data = work / f"data_{size[0]}x{size[1]}_{n_scenes}"
     if not (data / "test").is_dir() or len(list_scenes(data / "test")) < n_scenes:
         t = time.perf_counter()
-        write_synthetic_dataset(data, n_train=3, n_test=n_scenes, size=size, seed=7,
+        write_synthetic_dataset(data, n_train=n_train, n_test=n_scenes, size=size, seed=7,
                                 progress=False)
-        print(f"wrote 3 train + {n_scenes} test scenes of {size[0]} x {size[1]} in "
+        print(f"wrote {n_train} train + {n_scenes} test scenes of {size[0]} x {size[1]} in "
               f"{time.perf_counter() - t:.0f} s -> {data}")
     return data
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     from models.distributed import dask_client
 
     args.work.mkdir(parents=True, exist_ok=True)
-    data = _data(args.work, args.scenes, args.size)
+    data = _data(args.work, args.scenes, args.size, 0 if args.model else 3)
     model = args.model or _model(data)
     out = args.work / "out"
     out.mkdir(exist_ok=True)
