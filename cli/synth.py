@@ -39,7 +39,7 @@ def run(args) -> int:
 
     if args.train < 0 or args.test < 0:
         raise ValueError("--train and --test must be >= 0")
-    written = write_synthetic_dataset(args.out, n_train=args.train, n_test=args.test, size=args.size,
+    write_synthetic_dataset(args.out, n_train=args.train, n_test=args.test, size=args.size,
                                       seed=args.seed, progress=show_progress(args))
     log.info("wrote synthetic scenes to %s", args.out)
     print(f"wrote {args.train} training and {args.test} test scenes to {args.out}")

@@ -107,16 +107,17 @@ def open_submission(path) -> h5netcdf.File:
                          "write the submission again with `run.py predict`") from None
 
 
-def validate_submission(path, scenes_dir) -> list[str]:
+def validate_submission(path, scenes) -> list[str]:
     """Problems of a submission against the test scenes it is for.
 
     Parameters
     ----------
     path : path-like
         The submission file.
-    scenes_dir : path-like
-        Folder of the test scenes (``*_prep.nc``); their ``nersc_sar_primary``
-        gives each scene's shape and valid pixels.
+    scenes : path-like or list of path-like
+        Folder of the test scenes (``*_prep.nc``), or the scene files
+        themselves; their ``nersc_sar_primary`` gives each scene's shape and
+        valid pixels.
 
     Returns
     -------
@@ -132,7 +133,11 @@ def validate_submission(path, scenes_dir) -> list[str]:
     problems = []
     with f:
         expected = set()
-        for scene_path in list_scenes(scenes_dir):
+        if isinstance(scenes, (str, os.PathLike)):
+            scene_paths, where = list_scenes(scenes), str(scenes)
+        else:
+            scene_paths, where = [Path(p) for p in scenes], "the given test scenes"
+        for scene_path in scene_paths:
             ds = open_scene(scene_path, validate=False)
             key = scene_key(scene_path)
             try:
@@ -163,7 +168,7 @@ def validate_submission(path, scenes_dir) -> list[str]:
             finally:
                 ds.close()
         for name in sorted(set(f.variables) - expected):
-            problems.append(f"{path}: {name}: unknown scene or chart (not among the test scenes in {scenes_dir})")
+            problems.append(f"{path}: {name}: unknown scene or chart (not among {where})")
     return problems
 
 

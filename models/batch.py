@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import os
 import re
 import tempfile
 import time
@@ -368,17 +367,6 @@ def predict_path(path, bundle, stride=None, smoothing=True) -> dict:
     return {**maps, "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def _validate_written(tmp_path, scenes_dir, predicted: list, all_listed: list) -> list:
-    """Problems of the written file against the scenes it holds (all of the folder, or fewer)."""
-    if len(predicted) == len(all_listed):
-        return validate_submission(tmp_path, scenes_dir)
-    # Some scenes were skipped: check against a folder of just the predicted ones.
-    with tempfile.TemporaryDirectory(prefix="predicted-scenes-") as d:
-        for p in predicted:
-            os.symlink(Path(p).absolute(), Path(d) / Path(p).name)
-        return validate_submission(tmp_path, d)
-
-
 def predict_folder(scenes_dir, model_dir, out_file, *, stride=None, smoothing=True,
                    progress=True, runner: SceneRunner | None = None) -> dict:
     """Predict every scene of a folder and write the submission file.
@@ -442,7 +430,7 @@ def predict_folder(scenes_dir, model_dir, out_file, *, stride=None, smoothing=Tr
             raise ValueError(f"{scenes_dir}: every scene was skipped as bad input; "
                              "nothing to predict")
         sub.close()
-        problems = _validate_written(sub.tmp_path, scenes_dir, predicted, listed)
+        problems = validate_submission(sub.tmp_path, predicted)
         if problems:
             raise RuntimeError(f"{out_file}: the written submission is invalid ({problems[0]}); "
                                "please report this bug")

@@ -29,8 +29,12 @@ class SceneError(ValueError):
 
     def __init__(self, path, variable, problem, fix):
         self.path, self.variable = str(path), variable
+        self._args = (path, variable, problem, fix)
         where = f"{path}: {variable}: " if variable else f"{path}: "
         super().__init__(f"{where}{problem}; {fix}")
+
+    def __reduce__(self):  # rebuild from our own arguments in joblib/Dask workers
+        return (type(self), self._args)
 
 
 def scene_key(path) -> str:

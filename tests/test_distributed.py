@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster
 
 from models import load_model, train_models
 from models.batch import SceneRunner, predict_folder
-from models.distributed import (DaskTrainingSet, best_round, dask_client, eval_curve,
+from models.distributed import (best_round, dask_client, eval_curve,
                                 parse_scheduler)
 from models.sampling import build_training_set
 from scenes.reader import list_scenes
