@@ -18,7 +18,8 @@ from scenes.reader import atomic_path  # noqa: E402
 QUICKLOOK_SIDE = 1000
 
 _CHART_COLOURS = {
-    "SIC": plt.get_cmap("Blues_r", 11)(np.linspace(0, 1, 11))[::-1],
+    # open water dark blue, 100 % ice white, as ice charts and SAR images show them
+    "SIC": plt.get_cmap("Blues_r", 11)(np.linspace(0, 1, 11)),
     "SOD": ["#0b3d91", "#f0e442", "#e69f00", "#56b4e9", "#009e73", "#cc79a7"],
     "FLOE": ["#0b3d91", "#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026", "#7a0177"],
 }
