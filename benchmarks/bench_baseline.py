@@ -156,7 +156,8 @@ def main(argv=None):
           f"of {args.size} x {args.size}; n_pixels={args.n_pixels}; sub-grid step {q}")
     print(f"training: full {t_full:.0f} s, naive {t_naive:.0f} s; prediction: full "
           f"{t_pred['full']:.1f} s (every pixel), naive {t_pred['naive']:.1f} s (sub-grid)")
-    print(f"full system: SIC mode {bundle.sic_mode}, smoothing {bundle.smoothing}, "
+    print(f"full system: SIC mode {bundle.sic_mode}, water rule {bundle.water_rule}, "
+          f"smoothing {bundle.smoothing}, "
           f"stride {bundle.stride}")
     print(f"{'system':36s} {'SIC':>8s} {'SOD':>8s} {'FLOE':>8s} {'combined':>9s}")
     for name, s in scores.items():

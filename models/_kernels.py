@@ -49,8 +49,9 @@ def upsample_argmax(P, ri, ra, ci, ca, kmin, gate, use_gate, valid, out):
 
 
 @njit(parallel=True, cache=True)
-def upsample_round(V, ri, ra, ci, ca, vmax, valid, out):
-    """``out[y, x]`` = ``V`` interpolated at (y, x), rounded half up, clipped to 0..vmax."""
+def upsample_round(V, ri, ra, ci, ca, vmax, t0, valid, out):
+    """``out[y, x]`` = ``V`` interpolated at (y, x): 0 below ``t0``, else rounded half up
+    and clipped to 1..vmax (``t0 = 0.5`` is plain rounding)."""
     Hl, Wl = V.shape
     Ho, Wo = out.shape
     for y in prange(Ho):
@@ -66,5 +67,7 @@ def upsample_round(V, ri, ra, ci, ca, vmax, valid, out):
             b = ca[x]
             v = ((1 - a) * ((1 - b) * V[i0, j0] + b * V[i0, j1])
                  + a * ((1 - b) * V[i1, j0] + b * V[i1, j1]))
-            k = int(np.floor(v + 0.5))
-            out[y, x] = min(max(k, 0), vmax)
+            if v < t0:
+                out[y, x] = 0
+            else:
+                out[y, x] = min(max(int(np.floor(v + 0.5)), 1), vmax)

@@ -31,7 +31,7 @@ from scenes import contract as C
 
 from . import smoothing
 from .estimator import IceClassifier, IceRegressor
-from .predict import SIC_MODES
+from .predict import SIC_MODES, WATER_RULES
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -51,6 +51,10 @@ class ModelBundle:
     models : dict chart -> fitted IceRegressor / IceClassifier
         ``"SIC"`` is the regressor when ``sic_mode == "regression"``.
     sic_mode : {"regression", "argmax", "expected"}
+    water_rule : {"sic", "classifiers"}
+        Which model decides open water (see :mod:`models.predict`).
+    water_threshold : float
+        SIC value below which ``"sic"`` calls open water.
     smoothing : dict chart -> smoothing spec
     stride : int
         Default prediction lattice step (SAR pixels).
@@ -64,6 +68,8 @@ class ModelBundle:
     sic_mode: str
     smoothing: dict
     stride: int
+    water_rule: str = "sic"
+    water_threshold: float = 0.5
 
 
 def versions() -> dict:
@@ -103,7 +109,8 @@ def save_model(out_dir, *, models: dict, manifest: dict, overwrite: bool = False
         ``"SIC"``, ``"SOD"``, ``"FLOE"``.
     manifest : dict
         Must hold ``feature_names``, ``feature_config``, ``sic_mode``,
-        ``smoothing``, ``stride``; versions, classes and file names are added.
+        ``water_rule``, ``water_threshold``, ``smoothing``, ``stride``;
+        versions, classes and file names are added.
     overwrite : bool
         Replace an existing folder (only if it is a model folder or empty).
 
@@ -116,7 +123,8 @@ def save_model(out_dir, *, models: dict, manifest: dict, overwrite: bool = False
     missing = [c for c in C.LABEL_CHARTS if c not in models]
     if missing:
         raise ValueError(f"save_model needs a model per chart; missing {missing}")
-    for key in ("feature_names", "feature_config", "sic_mode", "smoothing", "stride"):
+    for key in ("feature_names", "feature_config", "sic_mode", "water_rule", "water_threshold",
+                "smoothing", "stride"):
         if key not in manifest:
             raise ValueError(f"save_model: manifest lacks {key!r}")
     if out_dir.exists():
@@ -196,8 +204,8 @@ def load_model(model_dir) -> ModelBundle:
     if man.get("format_version") != FORMAT_VERSION:
         _fail(model_dir, f"manifest format_version is {man.get('format_version')!r}, "
                          f"this code reads {FORMAT_VERSION}")
-    need = ("feature_names", "feature_config", "sic_mode", "smoothing", "stride", "files",
-            "estimators")
+    need = ("feature_names", "feature_config", "sic_mode", "water_rule", "smoothing", "stride",
+            "files", "estimators")
     lacking = [k for k in need if k not in man]
     if lacking:
         _fail(model_dir, f"{MANIFEST} lacks {lacking}")
@@ -216,6 +224,11 @@ def load_model(model_dir) -> ModelBundle:
     mode = man["sic_mode"]
     if mode not in SIC_MODES:
         _fail(model_dir, f"unknown sic_mode {mode!r} (known: {SIC_MODES})")
+    if man["water_rule"] not in WATER_RULES:
+        _fail(model_dir, f"unknown water_rule {man['water_rule']!r} (known: {WATER_RULES})")
+    threshold = man.get("water_threshold", 0.5)
+    if not isinstance(threshold, (int, float)) or not 0 < threshold < C.N_CLASSES["SIC"]:
+        _fail(model_dir, f"bad water_threshold {threshold!r} in {MANIFEST}")
     try:
         specs = {c: smoothing.check_spec(man["smoothing"].get(c)) for c in C.LABEL_CHARTS}
         stride = int(man["stride"])
@@ -249,4 +262,5 @@ def load_model(model_dir) -> ModelBundle:
             _fail(model_dir, f"model file {file.name} does not fit the manifest ({e})")
     return ModelBundle(model_dir=model_dir, manifest=man, feature_config=config,
                        feature_names=names, models=models, sic_mode=mode, smoothing=specs,
-                       stride=stride)
+                       stride=stride, water_rule=man["water_rule"],
+                       water_threshold=float(threshold))

@@ -11,11 +11,17 @@ full-resolution probability map is ever held. ``stride=1`` predicts every
 pixel (row blocks of :func:`featurize.featurize_blocks`); it needs memory
 for the probabilities of the whole scene, so keep it to small scenes.
 
-Map consistency follows the labels, where SIC 0 implies SOD = FLOE = 0:
-the SIC map decides open water for all three. Where SIC is 0, SOD and FLOE
-are 0; elsewhere they take their most probable ice class (class 0, open
-water, is excluded). Pixels without SAR data (``nersc_sar_primary == 0``)
-are 0 in all maps (they are not scored).
+Map consistency follows the labels, where SIC 0 is exactly SOD = FLOE = 0:
+one open-water decision holds for all three maps. Where it says water, all
+three are 0; elsewhere SOD and FLOE take their most probable ice class (class
+0 excluded). The water rule is chosen per model on validation scenes
+(``water_rule`` in the manifest): ``"sic"``, the SIC map is 0, where a SIC
+value (regression or expected value) below ``water_threshold`` is water and
+others round to at least 1 (a regression on the class index blurs the ice
+edge towards 1, so the plain 0.5 is not always best); or ``"classifiers"``,
+the mean open-water probability of the SOD and FLOE models is at least 1/2,
+and then SIC is 0 there and at least 1 elsewhere. Pixels without SAR data
+(``nersc_sar_primary == 0``) are 0 in all maps (they are not scored).
 """
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ DEFAULT_STRIDE = 12
 #: How the SIC map is made: regression value rounded, classifier argmax, or
 #: classifier expected value rounded.
 SIC_MODES = ("regression", "argmax", "expected")
+#: Which model decides open water for all three maps (see the module docstring).
+WATER_RULES = ("sic", "classifiers")
+#: SIC values below which "sic" calls open water, tried on validation scenes.
+WATER_THRESHOLDS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5)
 #: Lattice points featurized and predicted at a time (bounds memory).
 MAX_POINTS = 1 << 18
 
@@ -260,24 +270,28 @@ class Renderer:
                                  gate is not None, self.valid_out, out)
         return out
 
-    def _round(self, V, vmax):
+    def _round(self, V, vmax, t0=0.5):
         out = np.empty(self.valid_out.shape, np.uint8)
         _kernels.upsample_round(np.ascontiguousarray(V, dtype=np.float32), self.ri, self.ra,
-                                self.ci, self.ca, vmax, self.valid_out, out)
+                                self.ci, self.ca, vmax, float(t0), self.valid_out, out)
         return out
 
-    def sic(self, mode: str, spec=None) -> np.ndarray:
-        """SIC map (uint8) by ``mode`` (see ``SIC_MODES``) after smoothing ``spec``."""
+    def sic(self, mode: str, spec=None, water_threshold: float = 0.5) -> np.ndarray:
+        """SIC map (uint8) by ``mode`` (see ``SIC_MODES``) after smoothing ``spec``.
+
+        A value below ``water_threshold`` (regression, expected value) is open
+        water, 0; others round to the nearest class, at least 1.
+        """
         vmax = C.N_CLASSES["SIC"] - 1
         if mode == "regression":
-            return self._round(self._smooth(self.lat["SIC_value"], spec), vmax)
+            return self._round(self._smooth(self.lat["SIC_value"], spec), vmax, water_threshold)
         if mode not in SIC_MODES:
             raise ValueError(f"SIC mode must be one of {SIC_MODES}, got {mode!r}")
         P = self._smooth(self.lat["SIC_proba"], spec)
         if mode == "argmax":
             return self._argmax(P)
         k = np.arange(P.shape[0], dtype=np.float32)[:, None, None]
-        return self._round((P * k).sum(axis=0), vmax)
+        return self._round((P * k).sum(axis=0), vmax, water_threshold)
 
     def ice(self, chart: str, spec, sic_map) -> np.ndarray:
         """SOD or FLOE map: 0 where ``sic_map`` is 0, else the best ice class."""
@@ -285,6 +299,29 @@ class Renderer:
             raise ValueError("sic_map must be the uint8 SIC map of the same output pixels")
         P = self._smooth(self.lat[f"{chart}_proba"], spec)
         return self._argmax(P, kmin=1, gate=sic_map)
+
+    def water_sic(self, sic_map, spec) -> np.ndarray:
+        """``sic_map`` under the ``"classifiers"`` water rule.
+
+        Water where the mean open-water probability of the SOD and FLOE
+        models (smoothed by ``spec``) is at least 1/2: SIC 0 there and at
+        least 1 elsewhere.
+        """
+        pw = 0.5 * (self.lat["SOD_proba"][0] + self.lat["FLOE_proba"][0])
+        water = self._round(self._smooth(pw, spec), 1) == 1
+        out = np.maximum(sic_map, 1)
+        out[water | ~self.valid_out] = 0
+        return out
+
+    def maps(self, sic_mode, specs, water_rule="sic", water_threshold=0.5) -> dict:
+        """The three consistent maps (see the module docstring)."""
+        if water_rule not in WATER_RULES:
+            raise ValueError(f"water_rule must be one of {WATER_RULES}, got {water_rule!r}")
+        sic = self.sic(sic_mode, specs.get("SIC"), water_threshold)
+        if water_rule == "classifiers":
+            sic = self.water_sic(sic, specs.get("SIC"))
+        return {"SIC": sic, "SOD": self.ice("SOD", specs.get("SOD"), sic),
+                "FLOE": self.ice("FLOE", specs.get("FLOE"), sic)}
 
 
 def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=True,
@@ -330,9 +367,7 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
                           block_rows=block_rows, timings=phases)
     t2 = clock()
     r = Renderer(lat, lattice, valid_l, valid_out, composite=comp)
-    sic = r.sic(bundle.sic_mode, specs["SIC"])
-    maps = {"SIC": sic, "SOD": r.ice("SOD", specs["SOD"], sic),
-            "FLOE": r.ice("FLOE", specs["FLOE"], sic)}
+    maps = r.maps(bundle.sic_mode, specs, bundle.water_rule, bundle.water_threshold)
     if timings is not None:
         timings.update(scan=t1 - t0, render=clock() - t2, lattice_points=int(valid_l.sum()),
                        **phases)

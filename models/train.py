@@ -26,8 +26,8 @@ from scenes import contract as C
 from . import smoothing as sm
 from .estimator import IceClassifier, IceRegressor, check_device, resolve_n_jobs
 from .persistence import save_model
-from .predict import (DEFAULT_STRIDE, SIC_MODES, Renderer, empty_outputs, make_lattice,
-                      predict_points, scan_scene)
+from .predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
+                      make_lattice, predict_points, scan_scene)
 from .sampling import build_training_set
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,11 @@ FALLBACK_SMOOTHING = {"method": "gaussian", "sigma_px": 25.0}
 MAX_VAL_POINTS = 2_000_000
 #: Validation maps are scored on a sub-grid of about this many pixels per scene.
 EVAL_PIXELS_PER_SCENE = 2_000_000
-CONSISTENCY_RULE = ("SIC decides open water: where SIC is 0, SOD and FLOE are 0; elsewhere "
-                    "they take their most probable ice class (class 0 excluded); "
-                    "no-data pixels are 0 in all maps")
+CONSISTENCY_RULE = ("one open-water decision for all maps (water_rule 'sic': the SIC value is "
+                    "below water_threshold, SIC 0 there and >= 1 elsewhere; "
+                    "'classifiers': mean SOD/FLOE open-water probability >= 1/2, SIC then 0 "
+                    "there and >= 1 elsewhere); on water all three are 0, elsewhere SOD and "
+                    "FLOE take their most probable ice class; no-data pixels are 0")
 
 
 def make_estimators(params: dict, *, sic_classifier: bool = True) -> dict:
@@ -194,53 +196,72 @@ def _score(chart, renderers, make):
 
 
 def _select(renderers, grid, sic_modes):
-    """Choose the SIC mode and each chart's smoothing on the validation maps.
+    """Choose the SIC mode, the water rule and each chart's smoothing on validation maps.
 
-    SIC first (mode and smoothing jointly, by R2); then SOD and FLOE, each
-    gated by the chosen SIC maps, by weighted F1. Ties keep the earlier mode
-    and the earlier (milder) grid entry.
+    SIC mode and smoothing first (jointly, by R2); then for each water rule
+    (``"sic"`` with each of ``WATER_THRESHOLDS``, ``"classifiers"``) the SOD
+    and FLOE smoothing (by weighted F1, gated by that rule's water); the
+    rule with the best combined score wins. Ties keep the earlier mode /
+    rule and the earlier (milder) grid entry.
     """
     names = [sm.spec_label(s) for s in grid]
     none = {"method": "none"}
-    grid_scores = {"SIC": {m: {} for m in sic_modes}}
+    sic_grid = {m: {} for m in sic_modes}
     for mode in sic_modes:
         for spec, name in zip(grid, names):
-            grid_scores["SIC"][mode][name] = _score(
-                "SIC", renderers, lambda i, r: r.sic(mode, spec))
+            sic_grid[mode][name] = _score("SIC", renderers, lambda i, r: r.sic(mode, spec))
     order = [(m, i) for m in sic_modes for i in range(len(grid))]
-    mode, i_best = max(order, key=lambda mi: (grid_scores["SIC"][mi[0]][names[mi[1]]],
-                                              -order.index(mi)))
-    chosen = {"SIC": grid[i_best]}
-    sic_maps = [r.sic(mode, grid[i_best]) for r, _ in renderers]
-    for chart in ("SOD", "FLOE"):
-        grid_scores[chart] = {
-            name: _score(chart, renderers, lambda i, r: r.ice(chart, spec, sic_maps[i]))
-            for spec, name in zip(grid, names)}
-        k = max(range(len(grid)), key=lambda j: (grid_scores[chart][names[j]], -j))
-        chosen[chart] = grid[k]
+    mode, i_best = max(order, key=lambda mi: (sic_grid[mi[0]][names[mi[1]]], -order.index(mi)))
+    sic_spec = grid[i_best]
+    thresholds = WATER_THRESHOLDS if mode != "argmax" else (0.5,)
+    candidates = [("sic", t) for t in thresholds] + [("classifiers", 0.5)]
+
+    def sic_maps_of(rule, t, spec, m):
+        maps = [r.sic(m, spec, t) for r, _ in renderers]
+        if rule == "classifiers":
+            maps = [r.water_sic(x, spec) for x, (r, _) in zip(maps, renderers)]
+        return maps
+
+    per_rule = {}
+    for rule, t in candidates:
+        sic_maps = sic_maps_of(rule, t, sic_spec, mode)
+        raw = {"SIC": _score("SIC", renderers, lambda i, r: sic_maps[i])}
+        chosen, ice_grid = {"SIC": sic_spec}, {}
+        for chart in ("SOD", "FLOE"):
+            ice_grid[chart] = {
+                name: _score(chart, renderers, lambda i, r: r.ice(chart, spec, sic_maps[i]))
+                for spec, name in zip(grid, names)}
+            k = max(range(len(grid)), key=lambda j: (ice_grid[chart][names[j]], -j))
+            chosen[chart] = grid[k]
+            raw[chart] = ice_grid[chart][names[k]]
+        per_rule[(rule, t)] = (chosen, raw, ice_grid)
+    rule, threshold = max(candidates, key=lambda c: (
+        metrics.combine(per_rule[c][1])["combined"], -candidates.index(c)))
+    chosen, smoothed, ice_grid = per_rule[(rule, threshold)]
     # The same system without smoothing: SIC mode chosen among unsmoothed maps.
-    raw_mode = max(sic_modes, key=lambda m: (grid_scores["SIC"][m].get(sm.spec_label(none),
-                                                                       -np.inf),
+    raw_mode = max(sic_modes, key=lambda m: (sic_grid[m][sm.spec_label(none)],
                                              -sic_modes.index(m)))
-    raw_maps = [r.sic(raw_mode, none) for r, _ in renderers]
+    raw_t = threshold if raw_mode != "argmax" else 0.5
+    raw_maps = sic_maps_of(rule, raw_t, none, raw_mode)
     unsmoothed = {"SIC": _score("SIC", renderers, lambda i, r: raw_maps[i])}
-    smoothed = {"SIC": grid_scores["SIC"][mode][names[i_best]]}
     for chart in ("SOD", "FLOE"):
         unsmoothed[chart] = _score(chart, renderers,
                                    lambda i, r: r.ice(chart, none, raw_maps[i]))
-        smoothed[chart] = grid_scores[chart][sm.spec_label(chosen[chart])]
     pct = lambda d: {k: round(100 * v, 3) for k, v in d.items()}  # noqa: E731
     scores = {
-        "sic_modes": {m: {"unsmoothed": round(100 * _score(
-                              "SIC", renderers, lambda i, r: r.sic(m, none)), 3),
-                          "best_smoothed": round(100 * max(grid_scores["SIC"][m].values()), 3)}
+        "sic_modes": {m: {"unsmoothed": round(100 * sic_grid[m][sm.spec_label(none)], 3),
+                          "best_smoothed": round(100 * max(sic_grid[m].values()), 3)}
                       for m in sic_modes},
-        "unsmoothed": {**metrics.combine(unsmoothed), "sic_mode": raw_mode},
-        "smoothed": {**metrics.combine(smoothed), "sic_mode": mode},
-        "grid": {"SIC": {m: pct(d) for m, d in grid_scores["SIC"].items()},
-                 "SOD": pct(grid_scores["SOD"]), "FLOE": pct(grid_scores["FLOE"])},
+        "water_rules": {f"{w}(threshold={t:g})" if w == "sic" else w:
+                        metrics.combine(per_rule[(w, t)][1]) for w, t in candidates},
+        "unsmoothed": {**metrics.combine(unsmoothed), "sic_mode": raw_mode, "water_rule": rule,
+                       "water_threshold": raw_t},
+        "smoothed": {**metrics.combine(smoothed), "sic_mode": mode, "water_rule": rule,
+                     "water_threshold": threshold},
+        "grid": {"SIC (water rule sic)": {m: pct(d) for m, d in sic_grid.items()},
+                 "SOD": pct(ice_grid["SOD"]), "FLOE": pct(ice_grid["FLOE"])},
     }
-    return mode, chosen, scores
+    return mode, rule, threshold, chosen, scores
 
 
 def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu", seed: int = 0,
@@ -374,10 +395,10 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             renderers.append((r, v))
             v["X"] = None  # features no longer needed
         modes = tuple(m for m in sic_modes if m == "regression" or "SIC_classification" in fitted)
-        sic_mode, chosen, scores = _select(renderers, grid, modes)
+        sic_mode, water_rule, water_t, chosen, scores = _select(renderers, grid, modes)
         timings["selection_s"] = time.perf_counter() - t0
     else:
-        sic_mode = "regression"
+        sic_mode, water_rule, water_t = "regression", "sic", 0.5
         chosen = {c: dict(FALLBACK_SMOOTHING) for c in C.LABEL_CHARTS}
         scores = None
     sic_key = "SIC_regression" if sic_mode == "regression" else "SIC_classification"
@@ -388,6 +409,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         "feature_names": list(feature_names(config)),
         "feature_config": config.to_dict(),
         "sic_mode": sic_mode,
+        "water_rule": water_rule,
+        "water_threshold": float(water_t),
         "smoothing": chosen,
         "stride": int(stride),
         "consistency_rule": CONSISTENCY_RULE,

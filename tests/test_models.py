@@ -240,7 +240,9 @@ def test_upsample_kernels_match_naive_bilinear():
     _kernels.upsample_argmax(P, ri, ra, ci, ca, 1, gate, True, valid, out)
     V = P[:, :, 0] * 10
     vout = np.empty((23, 31), np.uint8)
-    _kernels.upsample_round(V, ri, ra, ci, ca, 10, valid, vout)
+    _kernels.upsample_round(V, ri, ra, ci, ca, 10, 0.5, valid, vout)
+    wout = np.empty((23, 31), np.uint8)
+    _kernels.upsample_round(V, ri, ra, ci, ca, 10, 1.25, valid, wout)
     for y in range(23):
         for x in range(31):
             # naive: interpolate along rows then columns using lattice positions
@@ -258,6 +260,8 @@ def test_upsample_kernels_match_naive_bilinear():
             want = 0 if gate[y, x] == 0 else 1 + int(np.argmax(interp(P)[1:]))
             assert out[y, x] == want
             assert vout[y, x] == min(10, int(np.floor(interp(V) + 0.5)))
+            want = 0 if interp(V) < 1.25 else max(1, min(10, int(np.floor(interp(V) + 0.5))))
+            assert wout[y, x] == want
 
 
 # --- train / persist / predict --------------------------------------------------------
@@ -280,8 +284,12 @@ def test_train_models_manifest(trained):
         assert set(man["validation"][key]) >= {"SIC", "SOD", "FLOE", "combined"}
     # SIC mode and smoothing are chosen jointly over a grid that holds "none"
     v = man["validation"]
-    assert v["smoothed"]["SIC"] >= v["unsmoothed"]["SIC"]
-    assert v["smoothed"]["SIC"] == max(max(d.values()) for d in v["grid"]["SIC"].values())
+    assert man["water_rule"] in ("sic", "classifiers")
+    assert v["smoothed"]["combined"] == max(w["combined"] for w in v["water_rules"].values())
+    if man["water_rule"] == "sic":
+        assert v["smoothed"]["SIC"] >= v["unsmoothed"]["SIC"]
+        assert v["smoothed"]["SIC"] == max(max(d.values())
+                                           for d in v["grid"]["SIC (water rule sic)"].values())
     t = man["training"]
     assert len(t["val_scenes"]) == 1 and len(t["train_scenes"]) == 2
     assert not set(t["val_scenes"]) & set(t["train_scenes"])
@@ -384,3 +392,43 @@ def test_renderer_sic_modes_on_constant_lattice():
     assert np.all(r.sic("argmax") == 3)
     assert np.all(r.sic("expected") == 5)  # 0.6 * 3 + 0.4 * 9 = 5.4
     assert np.all(r.sic("regression", {"method": "gaussian", "sigma_px": 8}) == 7)
+    assert np.all(r.sic("regression", None, water_threshold=7.5) == 0)
+    lat["SIC_value"][:] = 0.3
+    assert np.all(r.sic("regression") == 0)
+    assert np.all(r.sic("regression", None, water_threshold=0.25) == 1)  # ice: at least 1
+
+
+def test_predict_scene_without_valid_sar_is_all_zero(trained):
+    from scenes.synth import make_scene
+
+    ds = make_scene((60, 70), seed=3, kind="test")
+    ds[C.SAR_VARS[0]].values[:] = 0.0
+    maps = predict_scene(ds, load_model(trained[0]))
+    for chart in C.LABEL_CHARTS:
+        assert maps[chart].shape == (60, 70) and not maps[chart].any()
+
+
+def test_water_rule_classifiers_keeps_maps_consistent():
+    lattice = make_lattice((16, 16), 4)
+    Hl, Wl = lattice.lattice_shape
+    sod = np.zeros((6, Hl, Wl), np.float32)
+    floe = np.zeros((7, Hl, Wl), np.float32)
+    sod[0, :, :2], sod[5, :, :2] = 0.9, 0.1  # classifiers: water on the left
+    sod[0, :, 2:], sod[5, :, 2:] = 0.1, 0.9
+    floe[0], floe[4] = sod[0], sod[5]
+    value = np.full((Hl, Wl), 3.0, np.float32)
+    value[:, 2:] = 0.2  # the regression says water on the right
+    lat = {"SIC_value": value, "SOD_proba": sod, "FLOE_proba": floe}
+    valid = np.ones((16, 16), bool)
+    valid[0, 0] = False
+    r = Renderer(lat, lattice, np.ones((Hl, Wl), bool), valid)
+    by_sic = r.maps("regression", {}, "sic")
+    assert np.all(by_sic["SIC"][:, 10:] == 0) and np.all(by_sic["SOD"][:, 10:] == 0)
+    by_clf = r.maps("regression", {}, "classifiers")
+    assert np.all(by_clf["SIC"][1:, :4] == 0) and np.all(by_clf["FLOE"][1:, :4] == 0)
+    assert np.all(by_clf["SIC"][:, 10:] == 1)  # ice by the classifiers: at least 10 %
+    assert np.all(by_clf["SOD"][:, 10:] == 5) and np.all(by_clf["FLOE"][:, 10:] == 4)
+    for m in by_clf.values():
+        assert m[0, 0] == 0
+    water = by_clf["SIC"] == 0
+    assert np.all((by_clf["SOD"] == 0) == water) and np.all((by_clf["FLOE"] == 0) == water)
