@@ -7,8 +7,10 @@ validation scene on the prediction lattice. The labelled lattice points of
 the validation scenes are a uniform sample of their pixels, so they serve
 both as the early-stopping set and, predicted, as the cheap validation maps
 on which the SIC mode (regression, classifier argmax, classifier expected
-value) and the smoothing of each chart are chosen by the challenge metric.
-The chosen models are saved with :func:`models.persistence.save_model`.
+value), the open-water rule shared by the three maps and the smoothing of
+each chart are chosen by the challenge metric. The chosen models are saved
+with :func:`models.persistence.save_model`; the manifest keeps the
+validation scores of every alternative, with and without smoothing.
 """
 from __future__ import annotations
 
