@@ -330,10 +330,16 @@ class DaskTrainingSet:
 
         keep = [i for i, n in enumerate(self._labelled[chart]) if n]
         F = len(self.feature_names)
+        # Deal the scenes' parts round-robin over the workers: lightgbm.dask trains
+        # on the workers that hold data, and scene sampling may have left every
+        # part on one of them (then it silently trains serially, on one machine).
+        workers = sorted(self.client.scheduler_info()["workers"])
+        home = {i: [workers[j % len(workers)]] for j, i in enumerate(keep)}
         out = []
         for what in ("X", "y", "w"):
             futs = [self.client.submit(_chart_part, self.parts[i], chart, scale, factors, what,
-                                       pure=False) for i in keep]
+                                       workers=home[i], allow_other_workers=False, pure=False)
+                    for i in keep]
             n = [self._labelled[chart][i] for i in keep]
             shape = [(m, F) if what == "X" else (m,) for m in n]
             dtype = np.float32 if what == "X" else np.float64
