@@ -20,6 +20,10 @@ Feature groups (in this order):
   (:mod:`featurize.radiometer`).
 - ``geometry``: ``geo_incidence`` (degrees) and ``geo_distance_zone``
   (distance-to-land zone id 0..41).
+- ``scene``: ``scene_doy_sin``, ``scene_doy_cos`` (acquisition day of year on
+  the unit circle: melt season changes every ice signature) and
+  ``scene_service_dmi`` (1 for DMI charts, 0 for CIS: the two services chart
+  differently), constant over a scene, read from its ``scene_id``.
 
 Fill pixels (``valid_mask`` False, i.e. ``nersc_sar_primary == 0``): every
 SAR-grid feature (intensity, context, texture, geometry) is NaN there; the
@@ -43,7 +47,11 @@ wall); we keep full resolution because it is inside the 60 s budget.
 """
 from __future__ import annotations
 
+import calendar
+import datetime
+import re
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -84,8 +92,8 @@ class FeatureConfig:
         The GLCM runs on an image averaged over ``f x f`` blocks of valid
         pixels (1 = full 80 m resolution), with windows counted in its own
         pixels; each 80 m pixel takes the value of its block.
-    amsr2, era5, geometry : bool
-        Include the AMSR2, ERA5 and geometry groups.
+    amsr2, era5, geometry, scene : bool
+        Include the AMSR2, ERA5, geometry and scene groups.
     """
 
     sar_bands: tuple = ("hh", "hv")
@@ -100,6 +108,7 @@ class FeatureConfig:
     amsr2: bool = True
     era5: bool = True
     geometry: bool = True
+    scene: bool = False
 
     def __post_init__(self):
         for name in ("sar_bands", "context_scales", "texture_windows", "texture_distances",
@@ -180,6 +189,7 @@ def _context_names(config):
 
 
 _GEOMETRY_NAMES = ["geo_incidence", "geo_distance_zone"]
+_SCENE_NAMES = ["scene_doy_sin", "scene_doy_cos", "scene_service_dmi"]
 
 
 def feature_groups(config: FeatureConfig | None = None) -> dict:
@@ -194,6 +204,8 @@ def feature_groups(config: FeatureConfig | None = None) -> dict:
     groups.update({n: "era5" for n in radiometer.ERA5_FEATURES if config.era5})
     if config.geometry:
         groups.update({n: "geometry" for n in _GEOMETRY_NAMES})
+    if config.scene:
+        groups.update({n: "scene" for n in _SCENE_NAMES})
     return groups
 
 
@@ -225,6 +237,32 @@ def _check_scene(ds, config):
     if hh.dims != SAR_DIMS:
         raise ValueError(f"nersc_sar_primary has dims {hh.dims}, expected {SAR_DIMS}")
     return hh.shape
+
+
+def scene_features(ds) -> tuple:
+    """``(sin, cos)`` of the acquisition day of year and the DMI flag of a scene.
+
+    Read from the ``scene_id`` attribute (``YYYYMMDDTHHMMSS_{dmi|cis}_prep.nc``,
+    FORMAT.md), else from the file name.
+    """
+    source = ds.encoding.get("source", "")
+    for name in (ds.attrs.get("scene_id"), Path(source).name if source else None):
+        m = _SCENE_ID.match(str(name or ""))
+        if m:
+            try:
+                when = datetime.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S")
+            except ValueError:
+                continue
+            days = 366 if calendar.isleap(when.year) else 365
+            angle = 2 * np.pi * (when.timetuple().tm_yday - 0.5) / days
+            return float(np.sin(angle)), float(np.cos(angle)), float(m.group(2) == "dmi")
+    raise ValueError(f"{source or 'scene'}: attribute scene_id {ds.attrs.get('scene_id')!r} does "
+                     "not give the acquisition date and ice service; name scenes "
+                     "YYYYMMDDTHHMMSS_{dmi|cis}_prep.nc as FORMAT.md does, or train with the "
+                     "scene feature group off (FeatureConfig(scene=False))")
+
+
+_SCENE_ID = re.compile(r"^(\d{8}T\d{6})_(dmi|cis)_")
 
 
 def _read_rows(ds, var, row0, row1):
@@ -414,6 +452,7 @@ class _Scene:
         self.context_bands = _context_bands(config)
         self.centres = _band_centres(self.context_bands)
         self.n_features = n_features(config)
+        self.scene_values = scene_features(ds) if config.scene else None
 
     def fill(self, target, out):
         """Write every feature of ``target`` into ``out`` (F, *target.shape)."""
@@ -452,6 +491,10 @@ class _Scene:
         if config.geometry:
             out[k:k + 2] = _geometry(ia, target.read(ds, _DIST_VAR), valid)
             k += 2
+        if self.scene_values is not None:
+            for value in self.scene_values:
+                out[k] = value
+                k += 1
         if k != self.n_features:
             raise AssertionError(f"wrote {k} of {self.n_features} features")  # a bug
 

@@ -249,3 +249,45 @@ def test_radiometer_features_physical(scene, full):
     }
     for name, value in expect.items():
         assert _plane(X, cfg, name)[i, j] == pytest.approx(value, rel=1e-6), name
+
+
+# --- scene group ------------------------------------------------------------------
+def _with_id(ds, scene_id):
+    out = ds.copy()
+    out.attrs = {**ds.attrs, "scene_id": scene_id}
+    out.encoding = {}
+    return out
+
+
+def test_scene_features_read_date_and_service_from_scene_id(scene):
+    from featurize.assemble import scene_features
+
+    s, c, dmi = scene_features(_with_id(scene, "20210101T120000_dmi_prep.nc"))
+    assert dmi == 1.0 and c == pytest.approx(1.0, abs=1e-3) and abs(s) < 0.01  # 1 January
+    s, c, dmi = scene_features(_with_id(scene, "20200701T000000_cis_prep.nc"))  # day 183 of 366
+    assert dmi == 0.0 and c == pytest.approx(-1.0, abs=1e-3)
+    assert np.hypot(s, c) == pytest.approx(1.0)
+
+
+def test_scene_group_is_constant_columns_everywhere(scene):
+    cfg = FeatureConfig(texture_windows=(), context_scales=(3,), scene=True)
+    ds = _with_id(scene, "20190415T000000_dmi_prep.nc")
+    X = _full(ds, cfg, block_rows=37)
+    names = feature_names(cfg)
+    assert names[-3:] == ["scene_doy_sin", "scene_doy_cos", "scene_service_dmi"]
+    assert set(feature_groups(cfg).values()) >= {"scene"}
+    from featurize.assemble import scene_features
+
+    for k, value in zip(range(-3, 0), scene_features(ds)):
+        assert np.all(X[k] == np.float32(value))  # fill pixels too, like AMSR2
+    rows, cols = np.array([0, 60, 119]), np.array([130, 3, 64])
+    np.testing.assert_array_equal(featurize_at(ds, cfg, rows, cols), X[:, rows, cols].T)
+
+
+def test_scene_group_needs_a_dated_scene_id(scene):
+    cfg = FeatureConfig(texture_windows=(), scene=True)
+    with pytest.raises(ValueError, match=r"scene_id .*FeatureConfig\(scene=False\)"):
+        featurize_at(_with_id(scene, "my_scene.nc"), cfg, np.array([0]), np.array([0]))
+    with pytest.raises(ValueError, match="scene_id"):  # a date that is no date
+        featurize_at(_with_id(scene, "20211341T000000_cis_prep.nc"), cfg, np.array([0]),
+                     np.array([0]))
