@@ -17,6 +17,10 @@ def add_parser(sub, parents):
                    help="training pixels sampled over all scenes (default 2000000)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share of scenes held out for early stopping and choices (default 0.2)")
+    p.add_argument("--features", metavar="JSON", default=None,
+                   help="feature configuration as JSON, changes from the default, e.g. "
+                        "'{\"texture_windows\": [11], \"scene\": false}' (keys: "
+                        "featurize.FeatureConfig; the model folder records it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     add_device(p)
     add_seed(p)
@@ -30,6 +34,23 @@ def add_parser(sub, parents):
     p.set_defaults(func=run)
 
 
+def feature_config(text):
+    """The FeatureConfig of ``--features`` (None: the default)."""
+    from featurize import FeatureConfig
+
+    if text is None:
+        return None
+    try:
+        changes = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--features is not valid JSON ({e.msg}); give an object such as "
+                         "'{\"scene\": false}'") from None
+    if not isinstance(changes, dict):
+        raise ValueError("--features must be a JSON object of FeatureConfig keys, "
+                         "e.g. '{\"scene\": false}'")
+    return FeatureConfig.from_dict({**FeatureConfig().to_dict(), **changes})
+
+
 def run(args) -> int:
     from evaluation.tracking import log_train
     from models import train_models
@@ -37,8 +58,10 @@ def run(args) -> int:
     if args.distributed and not args.scheduler:
         raise ValueError("--distributed trains on a Dask cluster; add --scheduler ADDRESS or "
                          "--scheduler local:N")
+    config = feature_config(args.features)
     with scene_runner(args, args.out) as runner:
-        manifest = train_models(args.data, args.out, device=args.device, seed=args.seed,
+        manifest = train_models(args.data, args.out, config=config, device=args.device,
+                                seed=args.seed,
                                 n_pixels=args.pixels, val_fraction=args.val_fraction,
                                 n_jobs=args.jobs, progress=show_progress(args),
                                 overwrite=args.overwrite, runner=runner,

@@ -69,3 +69,21 @@ def test_predict_refuses_missing_model(tmp_path, demo):
     r = _run("predict", "--data", out / "data" / "test", "--model", tmp_path / "nope", "--out", tmp_path / "s.nc")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "s.nc").exists()
+
+
+def test_train_features_option_is_recorded_and_checked(demo, tmp_path):
+    out, _ = demo
+    r = _run("train", "--data", out / "data" / "train", "--out", tmp_path / "m", "--pixels", 4000,
+             "--features", '{"texture_windows": [], "context_scales": [5], "scene": true}')
+    assert r.returncode == 0, r.stderr
+    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert man["feature_config"]["texture_windows"] == [] and man["feature_config"]["scene"]
+    assert man["feature_names"][-1] == "scene_service_dmi"
+    assert not any("glcm" in n for n in man["feature_names"])
+    for bad, says in (('{"texture_windows": [11', "not valid JSON"), ('[11]', "JSON object"),
+                      ('{"colour": 1}', "unknown FeatureConfig keys ['colour']")):
+        r = _run("train", "--data", out / "data" / "train", "--out", tmp_path / "bad",
+                 "--features", bad)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr
+        assert not (tmp_path / "bad").exists()
