@@ -2,11 +2,12 @@
 
 Usage::
 
-    python benchmarks/bench_baseline.py [--seed 31337] [--n-train 12] [--n-test 4]
-                                        [--size 2000] [--n-pixels 1000000] [--work DIR]
+    python benchmarks/bench_baseline.py [--seed 31337 [SEED ...]] [--n-train 12] [--n-test 4]
+                                        [--size 2000] [--n-pixels 1000000] [--config JSON]
+                                        [--work DIR]
 
-Writes a synthetic dataset from ``--seed`` (one not used while developing),
-then, in one run:
+Writes a synthetic dataset from each ``--seed`` (seeds not used while
+developing), then, in one run per seed:
 
 - full: :func:`models.train_models` (features with texture and context,
   validation-chosen SIC mode and smoothing) and :func:`models.predict_scene`;
@@ -25,6 +26,7 @@ both directions); the full system is also scored on every pixel.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import challenge_scores  # noqa: E402
+from featurize import FeatureConfig  # noqa: E402
 from models import load_model, predict_scene, train_models  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
 from models.train import DEFAULT_ESTIMATOR_PARAMS, make_estimators  # noqa: E402
@@ -87,36 +90,24 @@ def _naive_predict(models, ds, rows, cols):
             "FLOE": models["FLOE"].predict(X).reshape(shape)}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, default=31337, help="synthetic dataset seed (held out)")
-    ap.add_argument("--n-train", type=int, default=12)
-    ap.add_argument("--n-test", type=int, default=4)
-    ap.add_argument("--size", type=int, default=2000, help="scene side in pixels")
-    ap.add_argument("--n-pixels", type=int, default=1_000_000)
-    ap.add_argument("--eval-step", type=int, default=4)
-    ap.add_argument("--work", default="bench_work")
-    ap.add_argument("--cores", type=int, default=2)
-    args = ap.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
-    data = Path(args.work) / f"baseline_seed{args.seed}_{args.size}"
+def run_seed(seed, args, config):
+    """Train both systems on one synthetic dataset and score them; prints a table."""
+    data = Path(args.work) / f"baseline_seed{seed}_{args.size}"
     if not (data / "test").is_dir() or len(list_scenes(data / "train")) < args.n_train:
         write_synthetic_dataset(data, n_train=args.n_train, n_test=args.n_test,
-                                size=args.size, seed=args.seed)
+                                size=args.size, seed=seed)
     test = list_scenes(data / "test", kind="test")[: args.n_test]
-    model_dir = Path(args.work) / f"baseline_model_seed{args.seed}_{args.size}"
+    model_dir = Path(args.work) / f"baseline_model_seed{seed}_{args.size}"
 
     t = time.perf_counter()
-    man = train_models(data / "train", model_dir, seed=0, n_pixels=args.n_pixels,
-                       n_jobs=args.cores, progress=False, overwrite=True)
+    man = train_models(data / "train", model_dir, config=config, seed=0,
+                       n_pixels=args.n_pixels, n_jobs=args.cores, progress=False, overwrite=True)
     t_full = time.perf_counter() - t
     train_paths = [data / "train" / n for n in man["training"]["train_scenes"]]
     val_paths = [data / "train" / n for n in man["training"]["val_scenes"]]
     t = time.perf_counter()
     naive = _naive_fit(train_paths, val_paths, args.n_pixels, 0, args.cores)
     t_naive = time.perf_counter() - t
-
     bundle = load_model(model_dir)
     q = args.eval_step
     true_full, true_sub = {c: [] for c in C.LABEL_CHARTS}, {c: [] for c in C.LABEL_CHARTS}
@@ -151,7 +142,7 @@ def main(argv=None):
               "full, no smoothing": challenge_scores(true_sub, pred["unsmoothed_sub"]),
               "full system": challenge_scores(true_sub, pred["full_sub"]),
               "full system, every pixel": challenge_scores(true_full, pred["full"])}
-    print(f"held-out synthetic seed {args.seed}: {args.n_train} training scenes "
+    print(f"held-out synthetic seed {seed}: {args.n_train} training scenes "
           f"({len(train_paths)} train + {len(val_paths)} validation), {len(test)} test scenes "
           f"of {args.size} x {args.size}; n_pixels={args.n_pixels}; sub-grid step {q}")
     print(f"training: full {t_full:.0f} s, naive {t_naive:.0f} s; prediction: full "
@@ -163,7 +154,39 @@ def main(argv=None):
     for name, s in scores.items():
         print(f"{name:36s} {s['SIC']:8.3f} {s['SOD']:8.3f} {s['FLOE']:8.3f} {s['combined']:9.3f}")
     gain = scores["full system"]["combined"] - scores["naive (raw 24 inputs, per pixel)"]["combined"]
-    print(f"full - naive (same pixels): {gain:+.3f} combined points")
+    print(f"full - naive (same pixels): {gain:+.3f} combined points", flush=True)
+    return scores
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, nargs="+", default=[31337],
+                    help="synthetic dataset seed(s), held out from development; one dataset each")
+    ap.add_argument("--n-train", type=int, default=12)
+    ap.add_argument("--n-test", type=int, default=4)
+    ap.add_argument("--size", type=int, default=2000, help="scene side in pixels")
+    ap.add_argument("--n-pixels", type=int, default=1_000_000)
+    ap.add_argument("--eval-step", type=int, default=4)
+    ap.add_argument("--config", default=None, metavar="JSON",
+                    help="FeatureConfig of the full system as JSON (default: the default config)")
+    ap.add_argument("--work", default="bench_work")
+    ap.add_argument("--cores", type=int, default=2)
+    args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    config = FeatureConfig.from_dict(json.loads(args.config)) if args.config else None
+    gains = {}
+    for seed in args.seed:
+        scores = run_seed(seed, args, config)
+        gains[seed] = (scores["naive (raw 24 inputs, per pixel)"]["combined"],
+                       scores["full system"]["combined"])
+    if len(gains) > 1:
+        print("\nseed        naive     full     gain")
+        for seed, (nv, full) in gains.items():
+            print(f"{seed:<8d} {nv:8.3f} {full:8.3f} {full - nv:+8.3f}")
+        d = np.array([full - nv for nv, full in gains.values()])
+        print(f"mean gain {d.mean():+.3f} combined points (min {d.min():+.3f}, "
+              f"max {d.max():+.3f}) over {len(d)} seeds")
 
 
 if __name__ == "__main__":
