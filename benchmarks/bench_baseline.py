@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_baseline.py [--seed 31337 [SEED ...]] [--n-train 12] [--n-test 4]
                                         [--size 2000] [--n-pixels 1000000] [--config JSON]
-                                        [--work DIR]
+                                        [--params JSON] [--work DIR]
 
 Writes a synthetic dataset from each ``--seed`` (seeds not used while
 developing), then, in one run per seed:
@@ -63,12 +63,12 @@ def raw_inputs(ds, rows, cols):
     return out
 
 
-def _naive_fit(train_paths, val_paths, n_pixels, seed, cores):
+def _naive_fit(train_paths, val_paths, n_pixels, seed, cores, changes=None):
     kw = dict(seed=seed, n_jobs=cores, progress=False, featurizer=raw_inputs,
               feature_names=list(C.INPUT_VARS))
     ts = build_training_set(train_paths, n_pixels=n_pixels, **kw)
     vs = build_training_set(val_paths, n_pixels=max(len(val_paths), n_pixels // 4), **kw)
-    params = {**DEFAULT_ESTIMATOR_PARAMS, "random_state": seed, "n_jobs": cores}
+    params = {**DEFAULT_ESTIMATOR_PARAMS, **(changes or {}), "random_state": seed, "n_jobs": cores}
     est = make_estimators(params, sic_classifier=False)
     models = {"SIC": est["SIC_regression"], "SOD": est["SOD"], "FLOE": est["FLOE"]}
     for chart, est in models.items():
@@ -90,7 +90,7 @@ def _naive_predict(models, ds, rows, cols):
             "FLOE": models["FLOE"].predict(X).reshape(shape)}
 
 
-def run_seed(seed, args, config):
+def run_seed(seed, args, config, changes=None):
     """Train both systems on one synthetic dataset and score them; prints a table."""
     data = Path(args.work) / f"baseline_seed{seed}_{args.size}"
     if not (data / "test").is_dir() or len(list_scenes(data / "train")) < args.n_train:
@@ -101,12 +101,13 @@ def run_seed(seed, args, config):
 
     t = time.perf_counter()
     man = train_models(data / "train", model_dir, config=config, seed=0,
-                       n_pixels=args.n_pixels, n_jobs=args.cores, progress=False, overwrite=True)
+                       n_pixels=args.n_pixels, n_jobs=args.cores, progress=False, overwrite=True,
+                       estimator_params=changes)
     t_full = time.perf_counter() - t
     train_paths = [data / "train" / n for n in man["training"]["train_scenes"]]
     val_paths = [data / "train" / n for n in man["training"]["val_scenes"]]
     t = time.perf_counter()
-    naive = _naive_fit(train_paths, val_paths, args.n_pixels, 0, args.cores)
+    naive = _naive_fit(train_paths, val_paths, args.n_pixels, 0, args.cores, changes)
     t_naive = time.perf_counter() - t
     bundle = load_model(model_dir)
     q = args.eval_step
@@ -169,15 +170,19 @@ def main(argv=None):
     ap.add_argument("--eval-step", type=int, default=4)
     ap.add_argument("--config", default=None, metavar="JSON",
                     help="FeatureConfig of the full system as JSON (default: the default config)")
+    ap.add_argument("--params", default=None, metavar="JSON",
+                    help="LightGBM settings changed from models.train.DEFAULT_ESTIMATOR_PARAMS, "
+                         "for both systems, e.g. '{\"num_leaves\": 63}'")
     ap.add_argument("--work", default="bench_work")
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
     config = FeatureConfig.from_dict(json.loads(args.config)) if args.config else None
+    changes = json.loads(args.params) if args.params else None
     gains = {}
     for seed in args.seed:
-        scores = run_seed(seed, args, config)
+        scores = run_seed(seed, args, config, changes)
         gains[seed] = (scores["naive (raw 24 inputs, per pixel)"]["combined"],
                        scores["full system"]["combined"])
     if len(gains) > 1:
