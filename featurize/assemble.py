@@ -117,6 +117,17 @@ class FeatureConfig:
             if isinstance(value, (str, int)):
                 value = (value,)
             object.__setattr__(self, name, tuple(value))
+        # Types first, so that a config read from JSON fails with its key's name.
+        for name in ("context_scales", "texture_windows", "texture_distances"):
+            if not all(_is_number(v) for v in getattr(self, name)):
+                raise ValueError(f"{name} must be whole numbers, got {getattr(self, name)}")
+        for name in ("ia_slope", "ia_ref", "texture_levels", "texture_factor"):
+            if not _is_number(getattr(self, name)):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
+        for name in ("amsr2", "era5", "geometry", "scene"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         bad = [b for b in self.sar_bands if b not in SAR_BAND_VARS]
         if not self.sar_bands or bad or len(set(self.sar_bands)) != len(self.sar_bands):
             raise ValueError(f"sar_bands must be distinct names from {tuple(SAR_BAND_VARS)}, "
@@ -162,6 +173,10 @@ class FeatureConfig:
         if unknown:
             raise ValueError(f"unknown FeatureConfig keys {unknown}; known: {sorted(known)}")
         return cls(**d)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def _context_bands(config):
