@@ -41,7 +41,7 @@ from evaluation.metrics import challenge_scores  # noqa: E402
 from featurize import FeatureConfig  # noqa: E402
 from models import load_model, predict_scene, train_models  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
-from models.train import DEFAULT_ESTIMATOR_PARAMS, make_estimators  # noqa: E402
+from models.train import estimator_settings, make_estimators  # noqa: E402
 from scenes import contract as C  # noqa: E402
 from scenes.reader import list_scenes, open_scene  # noqa: E402
 from scenes.synth import write_synthetic_dataset  # noqa: E402
@@ -68,7 +68,7 @@ def _naive_fit(train_paths, val_paths, n_pixels, seed, cores, changes=None):
               feature_names=list(C.INPUT_VARS))
     ts = build_training_set(train_paths, n_pixels=n_pixels, **kw)
     vs = build_training_set(val_paths, n_pixels=max(len(val_paths), n_pixels // 4), **kw)
-    params = {**DEFAULT_ESTIMATOR_PARAMS, **(changes or {}), "random_state": seed, "n_jobs": cores}
+    params = {**estimator_settings(n_pixels, changes), "random_state": seed, "n_jobs": cores}
     est = make_estimators(params, sic_classifier=False)
     models = {"SIC": est["SIC_regression"], "SOD": est["SOD"], "FLOE": est["FLOE"]}
     for chart, est in models.items():

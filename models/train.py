@@ -48,6 +48,10 @@ DEFAULT_ESTIMATOR_PARAMS = dict(n_estimators=300, learning_rate=0.1, num_leaves=
                                 min_child_samples=20_000, subsample=0.3, colsample_bytree=0.5,
                                 reg_lambda=1.0, max_bin=63, early_stopping_rounds=20,
                                 min_rounds=40)
+#: Small samples get smaller leaves: at most this share of the requested
+#: training pixels per leaf (20 k is 1/25 of 500 k), unless the caller sets
+#: min_child_samples; otherwise a 30 k-pixel trial run could not split at all.
+MIN_LEAF_SHARE = 1 / 25
 #: Smoothing used when there are no validation scenes to choose one: 2 km,
 #: the AMSR2 grid, well below the size of a chart polygon.
 FALLBACK_SMOOTHING = {"method": "gaussian", "sigma_px": 25.0}
@@ -60,6 +64,19 @@ CONSISTENCY_RULE = ("one open-water decision for all maps (water_rule 'sic': the
                     "'classifiers': mean SOD/FLOE open-water probability >= 1/2, SIC then 0 "
                     "there and >= 1 elsewhere); on water all three are 0, elsewhere SOD and "
                     "FLOE take their most probable ice class; no-data pixels are 0")
+
+
+def estimator_settings(n_pixels: int, changes=None) -> dict:
+    """``DEFAULT_ESTIMATOR_PARAMS`` with ``changes``, leaves sized to ``n_pixels``.
+
+    Unless ``changes`` sets ``min_child_samples``, it is at most
+    ``MIN_LEAF_SHARE * n_pixels`` (and at least 20).
+    """
+    params = {**DEFAULT_ESTIMATOR_PARAMS, **(changes or {})}
+    if "min_child_samples" not in (changes or {}):
+        params["min_child_samples"] = int(min(params["min_child_samples"],
+                                              max(20, n_pixels * MIN_LEAF_SHARE)))
+    return params
 
 
 def make_estimators(params: dict, *, sic_classifier: bool = True) -> dict:
@@ -304,7 +321,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     stride : int
         Prediction lattice step (SAR pixels) stored as the model's default.
     estimator_params : dict, optional
-        Overrides of ``DEFAULT_ESTIMATOR_PARAMS`` for all models.
+        Overrides of ``DEFAULT_ESTIMATOR_PARAMS`` for all models (see
+        :func:`estimator_settings` for the leaf size of small samples).
     n_val_pixels : int, optional
         Most validation points per chart for early stopping (default n_pixels // 4).
     smoothing_grid : list of specs, optional
@@ -352,7 +370,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     paths = runner.preflight(resolve_scenes(train_dir_or_paths), kind="train", config=config)
     train_paths, val_paths = split_scenes(paths, val_fraction, seed)
     threads = resolve_n_jobs(n_jobs)
-    params = {**DEFAULT_ESTIMATOR_PARAMS, **(estimator_params or {}),
+    params = {**estimator_settings(n_pixels, estimator_params),
               "random_state": int(seed), "n_jobs": threads, "device": device}
     timings = {}
 

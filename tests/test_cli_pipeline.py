@@ -80,8 +80,11 @@ def test_train_features_option_is_recorded_and_checked(demo, tmp_path):
     assert man["feature_config"]["texture_windows"] == [] and man["feature_config"]["scene"]
     assert man["feature_names"][-1] == "scene_service_dmi"
     assert not any("glcm" in n for n in man["feature_names"])
+    assert man["training"]["estimator_params"]["min_child_samples"] == 4000 // 25  # small sample
     for bad, says in (('{"texture_windows": [11', "not valid JSON"), ('[11]', "JSON object"),
-                      ('{"colour": 1}', "unknown FeatureConfig keys ['colour']")):
+                      ('{"colour": 1}', "unknown FeatureConfig keys ['colour']"),
+                      ('{"amsr2": "no"}', "amsr2 must be true or false"),
+                      ('{"texture_windows": "abc"}', "texture_windows must be whole numbers")):
         r = _run("train", "--data", out / "data" / "train", "--out", tmp_path / "bad",
                  "--features", bad)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

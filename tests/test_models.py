@@ -432,3 +432,15 @@ def test_water_rule_classifiers_keeps_maps_consistent():
         assert m[0, 0] == 0
     water = by_clf["SIC"] == 0
     assert np.all((by_clf["SOD"] == 0) == water) and np.all((by_clf["FLOE"] == 0) == water)
+
+
+def test_estimator_settings_size_leaves_to_the_sample():
+    from models.train import DEFAULT_ESTIMATOR_PARAMS, estimator_settings
+
+    big = DEFAULT_ESTIMATOR_PARAMS["min_child_samples"]
+    assert estimator_settings(2_000_000)["min_child_samples"] == big  # the measured default
+    assert estimator_settings(500_000)["min_child_samples"] == min(big, 20_000)
+    assert estimator_settings(30_000)["min_child_samples"] == 1_200  # a trial run still splits
+    assert estimator_settings(100)["min_child_samples"] == 20
+    assert estimator_settings(100, {"min_child_samples": 5})["min_child_samples"] == 5  # as asked
+    assert estimator_settings(10**6, {"num_leaves": 7})["num_leaves"] == 7
