@@ -1,8 +1,10 @@
-"""Shared fixtures: tiny seeded synthetic scenes (written once per session)."""
+"""Shared fixtures: tiny seeded synthetic scenes and a tiny model (made once per session)."""
 from __future__ import annotations
 
 import pytest
 
+import tiny
+from models import train_models
 from scenes.synth import make_scene, write_synthetic_dataset
 
 TINY = (100, 110)
@@ -20,3 +22,14 @@ def synth_dir(tmp_path_factory):
 def train_ds():
     """One tiny in-memory training scene."""
     return make_scene(TINY, seed=7, kind="train")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(synth_dir, tmp_path_factory):
+    """A tiny model folder trained on ``synth_dir`` with validation scores, and its manifest.
+
+    Shared: tests copy the folder before changing anything in it.
+    """
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    return out, train_models(synth_dir / "train", out, **tiny.TRAIN)
+

@@ -24,6 +24,8 @@ from models import train_models
 from scenes.reader import SceneError, list_scenes
 from scenes.synth import make_scene, write_synthetic_dataset
 
+import tiny
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (100, 110)
 #: Sorts before the synthetic scenes' keys (2019-2021), so it is met first.
@@ -31,8 +33,7 @@ BAD_KEY = "20000101T000000_cis"
 #: The fixture model's config: a 31-pixel texture window (the default's 25 is
 #: also the reader's smallest scene, so no readable scene is too small for it).
 CONFIG = FeatureConfig(texture_windows=(11, 31))
-TINY = dict(n_estimators=12, num_leaves=7, min_child_samples=10, subsample=0.8,
-            early_stopping_rounds=5)
+TINY = tiny.PARAMS
 
 
 def _write(ds, path):

@@ -13,8 +13,9 @@ from featurize import feature_groups
 from models import IceClassifier, IceRegressor, load_model, train_models
 from scenes import contract as C
 
-TRAIN_PARAMS = dict(n_estimators=12, num_leaves=7, min_child_samples=10, subsample=0.8,
-                    early_stopping_rounds=5)
+import tiny
+
+TRAIN_PARAMS = tiny.PARAMS
 
 
 @pytest.fixture(scope="module")

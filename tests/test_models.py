@@ -16,10 +16,10 @@ from scenes import contract as C
 from scenes.reader import list_scenes, open_scene
 from scenes.synth import write_synthetic_dataset
 
+import tiny
+
 # Small, fast boosters: the tests check behaviour, not skill.
 TINY = dict(n_estimators=15, num_leaves=7, min_child_samples=5, subsample=0.8, n_jobs=1)
-TRAIN_PARAMS = dict(n_estimators=12, num_leaves=7, min_child_samples=10, subsample=0.8,
-                    early_stopping_rounds=5)
 
 
 def _toy(n=600, f=5, k=4, seed=0):
@@ -265,16 +265,8 @@ def test_upsample_kernels_match_naive_bilinear():
 
 
 # --- train / persist / predict --------------------------------------------------------
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "m"
-    manifest = train_models(tiny_data / "train", out, seed=11, n_pixels=4000, val_fraction=0.34,
-                            n_jobs=1, progress=False, stride=4, estimator_params=TRAIN_PARAMS)
-    return out, manifest
-
-
-def test_train_models_manifest(trained):
-    out, man = trained
+def test_train_models_manifest(tiny_model):
+    out, man = tiny_model
     assert sorted(p.name for p in out.iterdir()) == ["FLOE.txt", "SIC.txt", "SOD.txt",
                                                       "manifest.json"]
     assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(man))
@@ -296,10 +288,10 @@ def test_train_models_manifest(trained):
     assert t["seed"] == 11 and t["n_rows"] <= 4000
 
 
-def test_predict_scene_maps_and_consistency(trained, tiny_data):
-    out, _ = trained
+def test_predict_scene_maps_and_consistency(tiny_model, synth_dir):
+    out, _ = tiny_model
     bundle = load_model(out)
-    ds = open_scene(list_scenes(tiny_data / "test", kind="test")[0])
+    ds = open_scene(list_scenes(synth_dir / "test", kind="test")[0])
     maps = predict_scene(ds, bundle)
     shape = ds[C.SAR_VARS[0]].shape
     valid = ds[C.SAR_VARS[0]].values != 0
@@ -318,14 +310,12 @@ def test_predict_scene_maps_and_consistency(trained, tiny_data):
     assert np.all(full["SOD"][full["SIC"] == 0] == 0)
 
 
-def test_same_seed_same_maps(trained, tiny_data, tmp_path):
-    out, man = trained
-    again = train_models(tiny_data / "train", tmp_path / "m2", seed=11, n_pixels=4000,
-                         val_fraction=0.34, n_jobs=1, progress=False, stride=4,
-                         estimator_params=TRAIN_PARAMS)
+def test_same_seed_same_maps(tiny_model, synth_dir, tmp_path):
+    out, man = tiny_model
+    again = train_models(synth_dir / "train", tmp_path / "m2", **tiny.TRAIN)
     assert again["validation"] == man["validation"]
     assert again["smoothing"] == man["smoothing"]
-    ds = open_scene(list_scenes(tiny_data / "test", kind="test")[0])
+    ds = open_scene(list_scenes(synth_dir / "test", kind="test")[0])
     a = predict_scene(ds, load_model(out))
     b = predict_scene(ds, load_model(tmp_path / "m2"))
     for chart in C.LABEL_CHARTS:
@@ -334,8 +324,8 @@ def test_same_seed_same_maps(trained, tiny_data, tmp_path):
         assert (out / f"{chart}.txt").read_text() == (tmp_path / "m2" / f"{chart}.txt").read_text()
 
 
-def test_load_model_refuses_mismatch_and_corruption(trained, tmp_path):
-    out, _ = trained
+def test_load_model_refuses_mismatch_and_corruption(tiny_model, tmp_path):
+    out, _ = tiny_model
     bad = tmp_path / "renamed"
     shutil.copytree(out, bad)
     man = json.loads((bad / "manifest.json").read_text())
@@ -372,8 +362,7 @@ def test_load_model_refuses_mismatch_and_corruption(trained, tmp_path):
         load_model(tmp_path)
 
 
-def test_save_refuses_to_clobber(trained, tiny_data, tmp_path):
-    out, _ = trained
+def test_save_refuses_to_clobber(tiny_data, tmp_path):
     (tmp_path / "keep.txt").write_text("user data")
     with pytest.raises(ValueError, match="not empty"):
         train_models(tiny_data / "train", tmp_path, n_pixels=500, progress=False, n_jobs=1)
@@ -398,12 +387,12 @@ def test_renderer_sic_modes_on_constant_lattice():
     assert np.all(r.sic("regression", None, water_threshold=0.25) == 1)  # ice: at least 1
 
 
-def test_predict_scene_without_valid_sar_is_all_zero(trained):
+def test_predict_scene_without_valid_sar_is_all_zero(tiny_model):
     from scenes.synth import make_scene
 
     ds = make_scene((60, 70), seed=3, kind="test")
     ds[C.SAR_VARS[0]].values[:] = 0.0
-    maps = predict_scene(ds, load_model(trained[0]))
+    maps = predict_scene(ds, load_model(tiny_model[0]))
     for chart in C.LABEL_CHARTS:
         assert maps[chart].shape == (60, 70) and not maps[chart].any()
 

@@ -22,9 +22,10 @@ from models.predict import make_lattice
 from scenes.reader import list_scenes
 from scenes.synth import write_synthetic_dataset
 
+import tiny
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(n_estimators=12, num_leaves=7, min_child_samples=10, subsample=0.8,
-            early_stopping_rounds=5)
+TINY = tiny.PARAMS
 
 
 @pytest.fixture(scope="module")

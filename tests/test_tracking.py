@@ -16,22 +16,11 @@ from mlflow import MlflowClient
 from cli.main import build_parser, main
 from evaluation import tracking
 from evaluation.submission import open_submission, read_map
-from models import load_model, predict_scene, train_models
+from models import load_model, predict_scene
 from scenes import contract as C
 from scenes.reader import list_scenes, open_scene, scene_key
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_PARAMS = dict(n_estimators=12, num_leaves=7, min_child_samples=10, subsample=0.8,
-                    early_stopping_rounds=5)
-
-
-@pytest.fixture(scope="module")
-def tiny(synth_dir, tmp_path_factory):
-    """A tiny model with validation scores, and its manifest."""
-    out = tmp_path_factory.mktemp("track_model") / "model"
-    manifest = train_models(synth_dir / "train", out, seed=3, n_pixels=3000, val_fraction=0.34,
-                            n_jobs=1, progress=False, stride=4, estimator_params=TRAIN_PARAMS)
-    return out, manifest
 
 
 @pytest.fixture
@@ -76,11 +65,12 @@ def test_mlflow_flag_without_mlflow_is_one_line(command, tmp_path, monkeypatch, 
     assert not out.exists()  # stopped before any work
 
 
-def test_without_the_flag_mlflow_is_not_needed(tiny, tmp_path, monkeypatch):
+def test_without_the_flag_mlflow_is_not_needed(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    assert main(["importance", "--model", str(tiny[0]), "--out", str(tmp_path / "i"), "-q"]) == 0
+    assert main(["importance", "--model", str(tiny_model[0]), "--out", str(tmp_path / "i"),
+                 "-q"]) == 0
     assert (tmp_path / "i" / "importance.csv").is_file()
-    tracking.log_train(Namespace(mlflow=False), tiny[0], tiny[1])  # a no-op
+    tracking.log_train(Namespace(mlflow=False), tiny_model[0], tiny_model[1])  # a no-op
 
 
 def test_require_mlflow_message(monkeypatch):
@@ -121,14 +111,15 @@ def test_mlflow_run_id_logs_into_that_run(store, monkeypatch):
 
 
 # --- train run and the pyfunc model -------------------------------------------------------------
-def test_train_run_and_pyfunc_model_predict_like_run_py(tiny, synth_dir, store, tmp_path, capsys):
-    model_dir, manifest = tiny
+def test_train_run_and_pyfunc_model_predict_like_run_py(tiny_model, synth_dir, store, tmp_path,
+                                                        capsys):
+    model_dir, manifest = tiny_model
     tracking.log_train(Namespace(mlflow=True, data=str(synth_dir / "train")), model_dir, manifest)
     assert "MLflow: train run" in capsys.readouterr().out
     (run,) = _runs("train")
     p, m = run.data.params, run.data.metrics
     assert p["data"] == str(synth_dir / "train")
-    assert p["seed"] == "3" and p["n_pixels"] == "3000" and p["lgbm.num_leaves"] == "7"
+    assert p["seed"] == "11" and p["n_pixels"] == "4000" and p["lgbm.num_leaves"] == "7"
     assert p["feature.context_scales"] == "[5, 25, 101]" and p["sic_mode"] == manifest["sic_mode"]
     assert p["n_features"] == str(len(manifest["feature_names"]))
     for chart in (*C.LABEL_CHARTS, "combined"):
@@ -168,7 +159,7 @@ def test_train_run_and_pyfunc_model_predict_like_run_py(tiny, synth_dir, store, 
         np.testing.assert_array_equal(again.loc[0, chart], coarse[chart])
 
 
-def test_pyfunc_rejects_a_frame_without_the_path_column(tiny):
+def test_pyfunc_rejects_a_frame_without_the_path_column(tiny_model):
     from models.pyfunc import _scene_paths
 
     with pytest.raises(ValueError, match="scene_path"):
@@ -177,8 +168,8 @@ def test_pyfunc_rejects_a_frame_without_the_path_column(tiny):
 
 
 # --- predict, evaluate, importance from the command line -------------------------------------------
-def test_cli_runs_are_logged(tiny, synth_dir, store, tmp_path):
-    model_dir, _ = tiny
+def test_cli_runs_are_logged(tiny_model, synth_dir, store, tmp_path):
+    model_dir, _ = tiny_model
     test_dir, ref_dir = synth_dir / "test", synth_dir / "reference"
     sub, report, imp = tmp_path / "sub.nc", tmp_path / "report", tmp_path / "imp"
     assert main(["predict", "--data", str(test_dir), "--model", str(model_dir), "--out", str(sub),
@@ -206,7 +197,7 @@ def test_cli_runs_are_logged(tiny, synth_dir, store, tmp_path):
     assert any(k.startswith("perm_drop.SOD.") for k in im.data.metrics)
 
 
-def test_evaluate_map_options_checked(tiny, synth_dir, tmp_path, capsys):
+def test_evaluate_map_options_checked(tiny_model, synth_dir, tmp_path, capsys):
     base = ["evaluate", "--submission", str(tmp_path / "none.nc"), "--reference",
             str(synth_dir / "reference")]
     assert main([*base, "--scenes", str(synth_dir / "test")]) == 1
