@@ -48,7 +48,7 @@ def feature_config(text):
     if not isinstance(changes, dict):
         raise ValueError("--features must be a JSON object of FeatureConfig keys, "
                          "e.g. '{\"scene\": false}'")
-    return FeatureConfig.from_dict({**FeatureConfig().to_dict(), **changes})
+    return FeatureConfig.from_dict(changes)
 
 
 def run(args) -> int:

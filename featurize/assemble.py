@@ -49,13 +49,12 @@ from __future__ import annotations
 
 import calendar
 import datetime
-import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from scenes.contract import SAR_DIMS, meanstd, to_physical
+from scenes.contract import SAR_DIMS, meanstd, parse_scene_name, to_physical
 
 from . import context, quantize, radiometer, texture
 
@@ -262,22 +261,20 @@ def scene_features(ds) -> tuple:
     """
     source = ds.encoding.get("source", "")
     for name in (ds.attrs.get("scene_id"), Path(source).name if source else None):
-        m = _SCENE_ID.match(str(name or ""))
-        if m:
+        parsed = parse_scene_name(str(name or ""))
+        if parsed:
+            key = parsed[0]
             try:
-                when = datetime.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S")
+                when = datetime.datetime.strptime(key[:15], "%Y%m%dT%H%M%S")
             except ValueError:
                 continue
             days = 366 if calendar.isleap(when.year) else 365
             angle = 2 * np.pi * (when.timetuple().tm_yday - 0.5) / days
-            return float(np.sin(angle)), float(np.cos(angle)), float(m.group(2) == "dmi")
+            return float(np.sin(angle)), float(np.cos(angle)), float(key.endswith("_dmi"))
     raise ValueError(f"{source or 'scene'}: attribute scene_id {ds.attrs.get('scene_id')!r} does "
                      "not give the acquisition date and ice service; name scenes "
                      "YYYYMMDDTHHMMSS_{dmi|cis}_prep.nc as FORMAT.md does, or train with the "
                      "scene feature group off (FeatureConfig(scene=False))")
-
-
-_SCENE_ID = re.compile(r"^(\d{8}T\d{6})_(dmi|cis)_")
 
 
 def _read_rows(ds, var, row0, row1):
