@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def run(args) -> int:
     from evaluation.tracking import log_demo
     from models import train_models
     from models.batch import predict_folder
-    from scenes.reader import list_scenes, scene_key
+    from scenes.reader import atomic_write_text, list_scenes, scene_key
     from scenes.synth import write_synthetic_dataset
 
     out = Path(args.out)
@@ -62,9 +61,8 @@ def run(args) -> int:
     scenes = {scene_key(p): p for p in list_scenes(data / "test")}
     plot_submission_maps(submission, scenes, data / "reference", report)
     scores_path = out / "scores.json"
-    tmp = scores_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"scores": result["scores"], "per_scene": result["per_scene"]}, indent=2))
-    os.replace(tmp, scores_path)
+    atomic_write_text(scores_path, json.dumps({"scores": result["scores"],
+                                               "per_scene": result["per_scene"]}, indent=2))
     print(format_table(result))
     log_demo(args, model_dir, manifest, result, report)
     print(f"done in {time.perf_counter() - t0:.0f} s: scores in {scores_path}, maps and confusion "

@@ -534,7 +534,7 @@ def plot_groups(result: ImportanceResult, out_png) -> Path:
 def write_importance(result: ImportanceResult, out_dir) -> dict:
     """Write ``importance.csv``, ``importance_features.png``, ``importance_groups.png``
     and ``importance_summary.json`` to ``out_dir``; return ``{name: path}``."""
-    from scenes.reader import atomic_path
+    from scenes.reader import atomic_path, atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -546,9 +546,7 @@ def write_importance(result: ImportanceResult, out_dir) -> dict:
                "n_pixels": result.n_pixels,
                "top_groups": {m: {c: list(d)[:5] for c, d in group_table(result.table, m).items()}
                               for m in (*TREE_METRICS, SHAP_METRIC, PERM_METRIC)}}
-    tmp = atomic_path(paths["summary"])
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, paths["summary"])
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
     paths["features_png"] = plot_top_features(result, out_dir / "importance_features.png")
     paths["groups_png"] = plot_groups(result, out_dir / "importance_groups.png")
     return paths

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import re
 import tempfile
 import time
 import warnings
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 
 from evaluation.submission import SubmissionWriter, validate_submission
 from scenes import contract as C
-from scenes.reader import SceneError, list_scenes, open_scene, scene_key
+from scenes.reader import SceneError, atomic_owner, list_scenes, open_scene, scene_key
 
 from .cache import SceneCache, hash_files, pid_alive, source_identity
 from .persistence import load_model
@@ -87,14 +86,13 @@ def ensure_writable(target, what: str = "output") -> None:
 
 
 def remove_stale_tmp(final) -> None:
-    """Remove ``.{name}.{pid}.tmp`` siblings of ``final`` left by killed processes."""
+    """Remove temporaries of ``final`` (``atomic_path``) left by killed processes."""
     final = Path(final)
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(\d+)\.tmp$")
     if not final.parent.is_dir():
         return
     for p in final.parent.iterdir():
-        m = pattern.match(p.name)
-        if m and not pid_alive(int(m.group(1))):
+        pid = atomic_owner(p, final)
+        if pid is not None and not pid_alive(pid):
             log.info("removing %s, left by a killed run", p)
             p.unlink(missing_ok=True)
 

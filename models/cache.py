@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scenes.reader import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 #: Bumped when the entry format changes.
@@ -226,8 +228,8 @@ class SceneCache:
             self._cleaned = True
         config_file = self.dir / "config.json"
         if not config_file.is_file():
-            _atomic_write_text(config_file, json.dumps(self.config, indent=2, sort_keys=True,
-                                                       default=str) + "\n")
+            atomic_write_text(config_file, json.dumps(self.config, indent=2, sort_keys=True,
+                                                      default=str) + "\n")
         final = self.path(key)
         tmp = self.dir / f".{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         save = np.savez_compressed if self.compress else np.savez
@@ -242,12 +244,3 @@ class SceneCache:
             raise
         return final
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

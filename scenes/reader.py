@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +236,28 @@ def iter_scenes(path, *, kind: str | None = None, **kwargs):
 
 
 def atomic_path(final) -> Path:
-    """A temporary sibling of ``final`` to write to before ``os.replace``."""
+    """A temporary sibling of ``final`` to write to before ``os.replace``.
+
+    Unique per call (process id and a random token), so concurrent writers of
+    one file, even on a shared file system, never share a temporary.
+    """
     final = Path(final)
-    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_owner(path, final) -> int | None:
+    """Process id that made ``path`` by :func:`atomic_path` for ``final``, else None."""
+    m = re.fullmatch(rf"\.{re.escape(Path(final).name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp",
+                     Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling, then rename."""
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
