@@ -19,7 +19,7 @@ TRAIN_PARAMS = tiny.PARAMS
 
 
 @pytest.fixture(scope="module")
-def tiny_model(synth_dir, tmp_path_factory):
+def imp_model(synth_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("imp_model") / "model"
     train_models(synth_dir / "train", out, seed=3, n_pixels=3000, val_fraction=0, n_jobs=1,
                  progress=False, stride=4, estimator_params=TRAIN_PARAMS)
@@ -27,8 +27,8 @@ def tiny_model(synth_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def result(tiny_model, synth_dir):
-    return imp.compute_importance(tiny_model, synth_dir / "test", n_per_scene=400, n_repeats=2,
+def result(imp_model, synth_dir):
+    return imp.compute_importance(imp_model, synth_dir / "test", n_per_scene=400, n_repeats=2,
                                   seed=5)
 
 
@@ -41,11 +41,11 @@ def _toy(n=4000, seed=0):
 
 
 # --- tables --------------------------------------------------------------------------
-def test_tables_cover_every_feature_and_groups_sum(result, tiny_model):
+def test_tables_cover_every_feature_and_groups_sum(result, imp_model):
     t = result.table
     assert list(t.columns) == list(imp.COLUMNS)
-    names = tiny_model.feature_names
-    groups = feature_groups(tiny_model.feature_config)
+    names = imp_model.feature_names
+    groups = feature_groups(imp_model.feature_config)
     assert set(groups.values()) >= {"sar_intensity", "sar_context", "amsr2", "era5", "geometry"}
     for chart in C.LABEL_CHARTS:
         for metric in (*imp.TREE_METRICS, imp.SHAP_METRIC):
@@ -72,45 +72,45 @@ def test_tables_cover_every_feature_and_groups_sum(result, tiny_model):
     assert sic.value.max() > 1.0
 
 
-def test_gain_matches_the_booster(tiny_model, result):
+def test_gain_matches_the_booster(imp_model, result):
     t = result.table
-    est = tiny_model.models["SOD"]
+    est = imp_model.models["SOD"]
     gain = est.booster_.feature_importance("gain", iteration=est.best_iteration_)
     rows = t[(t.parameter == "SOD") & (t.metric == "gain") & (t.feature != imp.GROUP_ROW)]
     np.testing.assert_allclose(rows.value.to_numpy(), gain)
 
 
-def test_deterministic_for_a_seed(tiny_model, synth_dir, result):
-    again = imp.compute_importance(tiny_model, synth_dir / "test", n_per_scene=400, n_repeats=2,
+def test_deterministic_for_a_seed(imp_model, synth_dir, result):
+    again = imp.compute_importance(imp_model, synth_dir / "test", n_per_scene=400, n_repeats=2,
                                    seed=5)
     assert again.table.equals(result.table)
     assert again.baseline == result.baseline
 
 
-def test_without_data_gain_and_split_only(tiny_model):
-    r = imp.compute_importance(tiny_model)
+def test_without_data_gain_and_split_only(imp_model):
+    r = imp.compute_importance(imp_model)
     assert set(r.table.metric) == set(imp.TREE_METRICS)
     assert r.baseline == {} and r.scene_keys == []
 
 
-def test_scenes_without_labels_skip_permutation(tiny_model, synth_dir, tmp_path):
+def test_scenes_without_labels_skip_permutation(imp_model, synth_dir, tmp_path):
     lone = tmp_path / "test"
     shutil.copytree(synth_dir / "test", lone)  # no reference/ beside it
-    r = imp.compute_importance(tiny_model, lone, n_per_scene=200, n_repeats=1)
+    r = imp.compute_importance(imp_model, lone, n_per_scene=200, n_repeats=1)
     assert set(r.table.metric) == {*imp.TREE_METRICS, imp.SHAP_METRIC}
     assert "no permutation" in imp.summary_lines(r)[0]
-    with_ref = imp.compute_importance(tiny_model, lone, reference_dir=synth_dir / "reference",
+    with_ref = imp.compute_importance(imp_model, lone, reference_dir=synth_dir / "reference",
                                       n_per_scene=200, n_repeats=1)
     assert imp.PERM_METRIC in set(with_ref.table.metric)
 
 
-def test_sample_pixels_valid_labelled_and_weighted(tiny_model, synth_dir):
+def test_sample_pixels_valid_labelled_and_weighted(imp_model, synth_dir):
     from scenes.reader import list_scenes, open_scene
 
     paths = list_scenes(synth_dir / "test")
-    s = imp.sample_pixels(paths, tiny_model.feature_config, n_per_scene=300, seed=1,
+    s = imp.sample_pixels(paths, imp_model.feature_config, n_per_scene=300, seed=1,
                           reference_dir=synth_dir / "reference")
-    assert s.labelled and s.X.shape == (len(s.weight), len(tiny_model.feature_names))
+    assert s.labelled and s.X.shape == (len(s.weight), len(imp_model.feature_names))
     assert (s.y["SIC"] != C.MASK_VALUE).all()
     # the weights of a scene add up to its labelled valid pixels
     ref = open_scene(synth_dir / "reference" / f"{paths[0].name[:19]}_prep_reference.nc")
@@ -173,26 +173,26 @@ def test_mean_abs_shap_layout_and_noise():
     assert r.shape == (4,) and r[0] > r[2]
 
 
-def test_chart_predict_follows_the_sic_mode(tiny_model, result):
-    X = np.random.default_rng(0).normal(size=(20, len(tiny_model.feature_names))).astype(np.float32)
-    p = imp.chart_predict(tiny_model, "SIC", X)
+def test_chart_predict_follows_the_sic_mode(imp_model, result):
+    X = np.random.default_rng(0).normal(size=(20, len(imp_model.feature_names))).astype(np.float32)
+    p = imp.chart_predict(imp_model, "SIC", X)
     assert p.dtype == np.uint8 and p.max() <= 10
-    if tiny_model.sic_mode == "regression":
-        np.testing.assert_array_equal(p, tiny_model.models["SIC"].predict_classes(X))
+    if imp_model.sic_mode == "regression":
+        np.testing.assert_array_equal(p, imp_model.models["SIC"].predict_classes(X))
     else:
-        proba = tiny_model.models["SIC"].predict_proba(X)
-        want = (np.argmax(proba, 1) if tiny_model.sic_mode == "argmax"
+        proba = imp_model.models["SIC"].predict_proba(X)
+        want = (np.argmax(proba, 1) if imp_model.sic_mode == "argmax"
                 else np.rint(proba @ np.arange(11)))
         np.testing.assert_array_equal(p, want)
 
 
 # --- outputs and command line ----------------------------------------------------------------
-def test_cli_writes_csv_figures_and_summary(tiny_model, synth_dir, tmp_path, capsys):
+def test_cli_writes_csv_figures_and_summary(imp_model, synth_dir, tmp_path, capsys):
     import matplotlib.image as mpimg
     import pandas as pd
 
     out = tmp_path / "imp"
-    rc = main(["importance", "--model", str(tiny_model.model_dir), "--data",
+    rc = main(["importance", "--model", str(imp_model.model_dir), "--data",
                str(synth_dir / "test"), "--out", str(out), "--pixels-per-scene", "300",
                "--repeats", "1", "-q"])
     assert rc == 0
@@ -208,7 +208,7 @@ def test_cli_writes_csv_figures_and_summary(tiny_model, synth_dir, tmp_path, cap
     assert (out / "importance_summary.json").stat().st_size > 0
 
 
-def test_cli_rejects_reference_without_data(tiny_model, tmp_path, capsys):
-    rc = main(["importance", "--model", str(tiny_model.model_dir), "--reference", str(tmp_path),
+def test_cli_rejects_reference_without_data(imp_model, tmp_path, capsys):
+    rc = main(["importance", "--model", str(imp_model.model_dir), "--reference", str(tmp_path),
                "--out", str(tmp_path / "o")])
     assert rc == 1 and "--reference needs --data" in capsys.readouterr().err
