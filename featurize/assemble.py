@@ -17,7 +17,8 @@ Feature groups (in this order):
 - ``sar_texture_w{w}``: ``{band}_glcm{w}_{prop}``, GLCM properties of the
   quantised dB image in ``w x w`` windows (:mod:`featurize.texture`).
 - ``amsr2``, ``era5``: 2 km fields bilinearly interpolated
-  (:mod:`featurize.radiometer`).
+  (:mod:`featurize.radiometer`); of ERA5 only ``FeatureConfig.era5_features``
+  (by default the 10 m wind).
 - ``geometry``: ``geo_incidence`` (degrees) and ``geo_distance_zone``
   (distance-to-land zone id 0..41).
 - ``scene``: ``scene_doy_sin``, ``scene_doy_cos`` (acquisition day of year on
@@ -27,12 +28,12 @@ Feature groups (in this order):
 
 Fill pixels (``valid_mask`` False, i.e. ``nersc_sar_primary == 0``): every
 SAR-grid feature (intensity, context, texture, geometry) is NaN there; the
-AMSR2 and ERA5 features are defined everywhere. LightGBM treats NaN as
+AMSR2, ERA5 and scene features are defined everywhere. LightGBM treats NaN as
 missing; such pixels are not scored anyway. Context statistics leave fill
 pixels out exactly; GLCM windows that reach fill pixels see them as the mid
 grey of :mod:`featurize.quantize` (``valid_frac_101`` tells the model where).
 
-Default configuration (67 features), chosen by measurement with
+Default configuration (66 features), its texture chosen by measurement with
 ``benchmarks/bench_featurize.py`` on 5000 x 5200 synthetic scenes, 2 threads:
 GLCM contrast, homogeneity, entropy and correlation (a small, little
 correlated set: contrast/homogeneity for local variation, entropy for
@@ -66,6 +67,10 @@ _DIST_VAR = "distance_map"
 MAX_DISTANCE_ZONE = 41
 
 
+#: ERA5 features used by default (see FeatureConfig.era5_features).
+DEFAULT_ERA5_FEATURES = ("era5_u10m", "era5_v10m", "era5_wind")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """What :func:`featurize_blocks` computes.
@@ -93,6 +98,12 @@ class FeatureConfig:
         pixels; each 80 m pixel takes the value of its block.
     amsr2, era5, geometry, scene : bool
         Include the AMSR2, ERA5, geometry and scene groups.
+    era5_features : tuple of str
+        The ERA5 features of the ``era5`` group (names of
+        ``radiometer.ERA5_FEATURES``); by default the 10 m wind (u, v, speed),
+        which drives open-water backscatter. Temperature, skin temperature,
+        water vapour and cloud water are left out by default: their smooth
+        30 km fields let the trees recognise training scenes (see the README).
     """
 
     sar_bands: tuple = ("hh", "hv")
@@ -107,11 +118,12 @@ class FeatureConfig:
     amsr2: bool = True
     era5: bool = True
     geometry: bool = True
-    scene: bool = False
+    scene: bool = True
+    era5_features: tuple = DEFAULT_ERA5_FEATURES
 
     def __post_init__(self):
         for name in ("sar_bands", "context_scales", "texture_windows", "texture_distances",
-                     "texture_props"):
+                     "texture_props", "era5_features"):
             value = getattr(self, name)
             if isinstance(value, (str, int)):
                 value = (value,)
@@ -127,6 +139,13 @@ class FeatureConfig:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
+        era5 = self.era5_features
+        if any(n not in radiometer.ERA5_FEATURES for n in era5) or len(set(era5)) != len(era5) \
+                or (self.era5 and not era5):
+            raise ValueError(f"era5_features must be distinct names from "
+                             f"{radiometer.ERA5_FEATURES}, got {era5}; set era5=false for none")
+        object.__setattr__(self, "era5_features",
+                           tuple(n for n in radiometer.ERA5_FEATURES if n in era5))
         bad = [b for b in self.sar_bands if b not in SAR_BAND_VARS]
         if not self.sar_bands or bad or len(set(self.sar_bands)) != len(self.sar_bands):
             raise ValueError(f"sar_bands must be distinct names from {tuple(SAR_BAND_VARS)}, "
@@ -215,7 +234,7 @@ def feature_groups(config: FeatureConfig | None = None) -> dict:
         groups.update({f"{b}_glcm{w}_{p}": f"sar_texture_w{w}"
                        for b in config.sar_bands for p in config.texture_props})
     groups.update({n: "amsr2" for n in radiometer.AMSR2_FEATURES if config.amsr2})
-    groups.update({n: "era5" for n in radiometer.ERA5_FEATURES if config.era5})
+    groups.update({n: "era5" for n in config.era5_features if config.era5})
     if config.geometry:
         groups.update({n: "geometry" for n in _GEOMETRY_NAMES})
     if config.scene:
@@ -238,7 +257,7 @@ def _required_vars(config):
     if config.amsr2:
         need += list(radiometer.AMSR2_VARS)
     if config.era5:
-        need += list(radiometer.ERA5_VARS)
+        need += [v for n in config.era5_features for v in radiometer.ERA5_SOURCES[n]]
     return list(dict.fromkeys(need))
 
 
@@ -458,7 +477,8 @@ class _Scene:
     def __init__(self, ds, config):
         self.ds, self.config = ds, config
         self.H, self.W = _check_scene(ds, config)
-        self.grid = (radiometer.grid_fields(ds, amsr2=config.amsr2, era5=config.era5)[1]
+        self.grid = (radiometer.grid_fields(ds, amsr2=config.amsr2, era5=config.era5,
+                                            era5_features=config.era5_features)[1]
                      if config.amsr2 or config.era5 else None)
         self.halo = _halo(config)
         self.context_bands = _context_bands(config)

@@ -38,19 +38,31 @@ AMSR2_FEATURES = _AMSR_RAW + _AMSR_DERIVED
 _ERA5_SHORT = {"u10m_rotated": "era5_u10m", "v10m_rotated": "era5_v10m"}
 #: Feature names of the ERA5 group, in output order.
 ERA5_FEATURES = tuple(_ERA5_SHORT.get(v, f"era5_{v}") for v in ERA5_VARS) + ("era5_wind",)
+#: The ERA5 variables each ERA5 feature is computed from.
+ERA5_SOURCES = {**{_ERA5_SHORT.get(v, f"era5_{v}"): (v,) for v in ERA5_VARS},
+                "era5_wind": ("u10m_rotated", "v10m_rotated")}
 
 
 def _ratio(a, b):
     return (a - b) / (a + b)
 
 
-def grid_fields(ds, *, amsr2=True, era5=True):
+def grid_fields(ds, *, amsr2=True, era5=True, era5_features=ERA5_FEATURES):
     """Physical and derived 2 km fields of a scene.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    amsr2, era5 : bool
+        Include the AMSR2 and ERA5 features.
+    era5_features : sequence of str
+        The ERA5 features to include (names of ``ERA5_FEATURES``); only their
+        source variables are read.
 
     Returns
     -------
     names : list of str
-        ``AMSR2_FEATURES`` and/or ``ERA5_FEATURES``.
+        ``AMSR2_FEATURES`` and/or the chosen ``ERA5_FEATURES``, in that order.
     fields : float64 array (len(names), n_lines_2km, n_samples_2km)
     """
     out = {}
@@ -63,14 +75,19 @@ def grid_fields(ds, *, amsr2=True, era5=True):
         out["amsr_gr_36_18"] = _ratio(tb["btemp_36_5v"], tb["btemp_18_7v"])
         out["amsr_gr_89_18"] = _ratio(tb["btemp_89_0v"], tb["btemp_18_7v"])
         out["amsr_pd_89"] = tb["btemp_89_0v"] - tb["btemp_89_0h"]
+    era5_names = [n for n in ERA5_FEATURES if n in set(era5_features)] if era5 else []
     if era5:
-        phys = {v: to_physical(v, ds[v].values).astype(np.float64) for v in ERA5_VARS}
-        for v in ERA5_VARS:
-            out[_ERA5_SHORT.get(v, f"era5_{v}")] = phys[v]
-        out["era5_wind"] = np.hypot(phys["u10m_rotated"], phys["v10m_rotated"])
-    names = list((AMSR2_FEATURES if amsr2 else ()) + (ERA5_FEATURES if era5 else ()))
+        unknown = sorted(set(era5_features) - set(ERA5_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown ERA5 features {unknown}; choose from {ERA5_FEATURES}")
+        need = dict.fromkeys(v for n in era5_names for v in ERA5_SOURCES[n])
+        phys = {v: to_physical(v, ds[v].values).astype(np.float64) for v in need}
+        for n in era5_names:
+            out[n] = (np.hypot(phys["u10m_rotated"], phys["v10m_rotated"]) if n == "era5_wind"
+                      else phys[ERA5_SOURCES[n][0]])
+    names = list(AMSR2_FEATURES if amsr2 else ()) + era5_names
     if not names:
-        raise ValueError("grid_fields needs amsr2=True or era5=True")
+        raise ValueError("grid_fields needs amsr2=True or era5=True with some era5_features")
     return names, np.stack([out[n] for n in names])
 
 

@@ -187,7 +187,7 @@ def load_model(model_dir) -> ModelBundle:
     """
     import lightgbm as lgb
 
-    from featurize import FeatureConfig, feature_names
+    from featurize import FeatureConfig, feature_names, radiometer
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -209,14 +209,18 @@ def load_model(model_dir) -> ModelBundle:
     lacking = [k for k in need if k not in man]
     if lacking:
         _fail(model_dir, f"{MANIFEST} lacks {lacking}")
+    stored = man["feature_config"]
+    if isinstance(stored, dict) and "era5_features" not in stored:
+        # Written before era5_features existed, when the era5 group held every ERA5 field.
+        stored = {**stored, "era5_features": list(radiometer.ERA5_FEATURES)}
     try:
-        config = FeatureConfig.from_dict(man["feature_config"])
+        config = FeatureConfig.from_dict(stored)
     except (TypeError, ValueError) as e:
         _fail(model_dir, "its feature_config does not fit the current featurize code "
                          f"({' '.join(str(e).split())})")
     names = [str(n) for n in man["feature_names"]]
     current = feature_names(config)
-    if names != current or config.to_dict() != man["feature_config"]:
+    if names != current or config.to_dict() != stored:
         what = _first_difference(names, current) if names != current else \
             "its feature_config does not round-trip through the current FeatureConfig"
         _fail(model_dir, f"its features do not match what the current featurize code "

@@ -20,7 +20,7 @@ CONFIGS = {
     "default": FeatureConfig(),
     "coarse": FeatureConfig(texture_windows=(3, 7), texture_factor=2, texture_distances=(1, 2),
                             texture_props=("contrast", "entropy", "mean"),
-                            context_scales=(3, 31)),
+                            context_scales=(3, 31), era5_features=radiometer.ERA5_FEATURES),
     "hv_only": FeatureConfig(sar_bands=("hv",), texture_windows=(5,), context_scales=(9,),
                              amsr2=False, geometry=False),
 }
@@ -59,14 +59,17 @@ def test_feature_names_match_output_and_groups(scene, full):
     for expected in ("hh_db", "hv_db", "hvmhh_db", "hh_ia_norm", "hh_mean_5", "hh_std_25",
                      "hvmhh_mean_101", "valid_frac_101", "hh_glcm11_contrast",
                      "hv_glcm25_entropy", "amsr_btemp_18_7h", "amsr_pr_36_5", "amsr_gr_36_18",
-                     "amsr_pd_89", "era5_t2m", "era5_wind", "geo_incidence",
+                     "amsr_pd_89", "era5_u10m", "era5_v10m", "era5_wind", "geo_incidence",
                      "geo_distance_zone"):
         assert expected in names
+    assert not {"era5_t2m", "era5_skt", "era5_tcwv", "era5_tclw"} & set(names)
+    assert "era5_t2m" in feature_names(CONFIGS["coarse"])
     assert names[:4] == ["hh_db", "hv_db", "hvmhh_db", "hh_ia_norm"]
-    assert names[-2:] == ["geo_incidence", "geo_distance_zone"]
+    assert names[-5:] == ["geo_incidence", "geo_distance_zone", "scene_doy_sin",
+                          "scene_doy_cos", "scene_service_dmi"]
     groups = feature_groups(FeatureConfig())
     assert set(groups.values()) == {"sar_intensity", "sar_context", "sar_texture_w11",
-                                    "sar_texture_w25", "amsr2", "era5", "geometry"}
+                                    "sar_texture_w25", "amsr2", "era5", "geometry", "scene"}
     assert groups["hv_glcm25_correlation"] == "sar_texture_w25"
     assert groups["hvmhh_std_5"] == "sar_context"
 
@@ -77,9 +80,16 @@ def test_config_roundtrip_and_errors():
         back = FeatureConfig.from_dict(d)
         assert back == cfg and feature_names(back) == feature_names(cfg)
     assert FeatureConfig(texture_windows=[11, 25]) == FeatureConfig()
+    # ERA5 features keep their canonical order whatever order they are given in
+    cfg = FeatureConfig(era5_features=["era5_wind", "era5_t2m"])
+    assert cfg.era5_features == ("era5_t2m", "era5_wind")
+    assert [n for n in feature_names(cfg) if n.startswith("era5")] == ["era5_t2m", "era5_wind"]
+    assert FeatureConfig(era5=False, era5_features=()).era5_features == ()
     for bad in ({"sar_bands": ("vv",)}, {"context_scales": (4,)}, {"texture_windows": (1,)},
                 {"texture_props": ("bogus",)}, {"texture_levels": 300},
-                {"texture_distances": (11,)}, {"texture_factor": 0}):
+                {"texture_distances": (11,)}, {"texture_factor": 0},
+                {"era5_features": ("t2m",)}, {"era5_features": ()},
+                {"era5_features": ("era5_wind", "era5_wind")}):
         with pytest.raises(ValueError):
             FeatureConfig(**bad)
     with pytest.raises(ValueError, match="unknown FeatureConfig keys"):
@@ -116,7 +126,7 @@ def test_bad_inputs_raise_clear_errors(scene):
     with pytest.raises(ValueError, match="integer arrays"):
         featurize_at(scene, None, np.array([0.5]), np.array([0]))
     with pytest.raises(ValueError, match="lacks variables"):
-        next(featurize_blocks(scene.drop_vars(["t2m"])))
+        next(featurize_blocks(scene.drop_vars(["u10m_rotated"])))
     with pytest.raises(ValueError, match="block_rows"):
         next(featurize_blocks(scene, block_rows=0))
 
@@ -170,7 +180,7 @@ def test_fill_pixels_are_nan_in_sar_features_only(scene, full):
     groups = feature_groups(cfg)
     for k, name in enumerate(feature_names(cfg)):
         plane = full["default"][k]
-        if groups[name] in ("amsr2", "era5"):
+        if groups[name] in ("amsr2", "era5", "scene"):
             assert np.isfinite(plane).all(), name
         else:
             assert np.isnan(plane[fill]).all(), name
@@ -232,8 +242,8 @@ def test_cell_centres_hit_cell_values():
 
 
 def test_radiometer_features_physical(scene, full):
-    cfg = CONFIGS["default"]
-    X = full["default"]
+    cfg = CONFIGS["coarse"]  # all ERA5 features
+    X = full["coarse"]
     tb = {v: to_physical(v, scene[v].values).astype(np.float64) for v in GRID2KM_VARS}
     i, j = 12 + 25 * 2, 12 + 25 * 3  # a cell centre: the cell's own value
     cell = (2, 3)
@@ -291,3 +301,14 @@ def test_scene_group_needs_a_dated_scene_id(scene):
     with pytest.raises(ValueError, match="scene_id"):  # a date that is no date
         featurize_at(_with_id(scene, "20211341T000000_cis_prep.nc"), cfg, np.array([0]),
                      np.array([0]))
+
+
+def test_default_features_read_only_the_wind_of_era5(scene):
+    """The default ERA5 features need u10/v10 only; asking for t2m needs t2m."""
+    no_t2m = scene.drop_vars(["t2m", "skt", "tcwv", "tclw"])
+    rows, cols = np.array([3, 60]), np.array([4, 100])
+    np.testing.assert_array_equal(featurize_at(no_t2m, FeatureConfig(), rows, cols),
+                                  featurize_at(scene, FeatureConfig(), rows, cols))
+    with pytest.raises(ValueError, match="t2m"):
+        featurize_at(no_t2m, FeatureConfig(era5_features=("era5_t2m",)), rows, cols)
+

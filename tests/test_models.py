@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from featurize import FeatureConfig, radiometer
 from models import (GPUUnavailableError, IceClassifier, IceRegressor, check_device,
                     load_model, predict_scene, train_models)
 from models import _kernels, sampling, smoothing
@@ -360,6 +361,20 @@ def test_load_model_refuses_mismatch_and_corruption(tiny_model, tmp_path):
         load_model(corrupt)
     with pytest.raises(ValueError, match="no manifest.json"):
         load_model(tmp_path)
+
+
+def test_model_saved_before_era5_features_existed_still_loads(tiny_data, tmp_path):
+    """Manifests without ``era5_features`` used every ERA5 field, and load as such."""
+    config = FeatureConfig(texture_windows=(), context_scales=(5,),
+                           era5_features=radiometer.ERA5_FEATURES)
+    out = tmp_path / "old"
+    train_models(tiny_data / "train", out, config=config, val_fraction=0,
+                 **{k: v for k, v in tiny.TRAIN.items() if k != "val_fraction"})
+    man = json.loads((out / "manifest.json").read_text())
+    del man["feature_config"]["era5_features"]
+    (out / "manifest.json").write_text(json.dumps(man))
+    bundle = load_model(out)
+    assert bundle.feature_config == config and "era5_t2m" in bundle.feature_names
 
 
 def test_save_refuses_to_clobber(tiny_data, tmp_path):
