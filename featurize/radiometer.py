@@ -75,11 +75,13 @@ def grid_fields(ds, *, amsr2=True, era5=True, era5_features=ERA5_FEATURES):
         out["amsr_gr_36_18"] = _ratio(tb["btemp_36_5v"], tb["btemp_18_7v"])
         out["amsr_gr_89_18"] = _ratio(tb["btemp_89_0v"], tb["btemp_18_7v"])
         out["amsr_pd_89"] = tb["btemp_89_0v"] - tb["btemp_89_0h"]
-    era5_names = [n for n in ERA5_FEATURES if n in set(era5_features)] if era5 else []
+    era5_names = []
     if era5:
-        unknown = sorted(set(era5_features) - set(ERA5_FEATURES))
+        chosen = set(era5_features)
+        unknown = sorted(chosen - set(ERA5_FEATURES))
         if unknown:
             raise ValueError(f"unknown ERA5 features {unknown}; choose from {ERA5_FEATURES}")
+        era5_names = [n for n in ERA5_FEATURES if n in chosen]
         need = dict.fromkeys(v for n in era5_names for v in ERA5_SOURCES[n])
         phys = {v: to_physical(v, ds[v].values).astype(np.float64) for v in need}
         for n in era5_names:
