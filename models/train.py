@@ -1,8 +1,8 @@
 """Train the SIC, SOD and FLOE models and choose how to use them, on held-out scenes.
 
 :func:`train_models` splits the scenes (never pixels: neighbouring pixels
-of one chart polygon are near copies) into training and validation scenes,
-samples training pixels (:mod:`models.sampling`), and featurizes each
+of one chart polygon are near copies) into training and validation scenes
+with alike labels (:mod:`models.split`), samples training pixels (:mod:`models.sampling`), and featurizes each
 validation scene on the prediction lattice. The labelled lattice points of
 the validation scenes are a uniform sample of their pixels, so they serve
 both as the early-stopping set and, predicted, as the cheap validation maps
@@ -31,6 +31,7 @@ from .persistence import save_model
 from .predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
                       make_lattice, predict_points, scan_scene)
 from .sampling import build_training_set
+from .split import check_val_fraction, scene_label_counts, split_scenes
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +116,6 @@ def resolve_scenes(train_dir_or_paths) -> list[Path]:
     if not paths:
         raise ValueError("no training scenes given; pass a folder or list of *_prep.nc files")
     return sorted(paths, key=lambda q: q.name)
-
-
-def split_scenes(paths, val_fraction: float, seed: int):
-    """Shuffle scenes by ``seed`` and hold out ``round(val_fraction * n)`` (>= 1) of them."""
-    paths = list(paths)
-    if not 0 <= float(val_fraction) < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if val_fraction == 0:
-        return paths, []
-    if len(paths) < 2:
-        raise ValueError(f"{len(paths)} training scene cannot be split into training and "
-                         "validation scenes; pass at least 2 scenes or val_fraction=0")
-    n_val = min(len(paths) - 1, max(1, int(round(val_fraction * len(paths)))))
-    order = np.random.default_rng(seed).permutation(len(paths))
-    val = sorted((paths[i] for i in order[:n_val]), key=lambda q: q.name)
-    train = sorted((paths[i] for i in order[n_val:]), key=lambda q: q.name)
-    return train, val
 
 
 def _eval_grid(shape):
@@ -358,6 +342,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         raise ValueError(f"sic_modes must be a non-empty subset of {SIC_MODES}, got {sic_modes}")
     grid = [sm.check_spec(s) for s in (smoothing_grid or sm.DEFAULT_GRID)]
     check_device(device)
+    check_val_fraction(val_fraction)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder "
@@ -368,7 +353,12 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         raise ValueError("distributed training runs on a Dask cluster; pass a runner with a "
                          "client (--scheduler ADDRESS or --scheduler local:N)")
     paths = runner.preflight(resolve_scenes(train_dir_or_paths), kind="train", config=config)
-    train_paths, val_paths = split_scenes(paths, val_fraction, seed)
+    counts = None
+    if val_fraction and len(paths) > 1:  # which scenes to hold out depends on their labels
+        labelled = list(runner.map(scene_label_counts, paths, task="labels", desc="label counts",
+                                   cache_config={"step": 4}))
+        paths, counts = [p for p, _ in labelled], [c for _, c in labelled]
+    train_paths, val_paths = split_scenes(paths, val_fraction, seed, counts)
     threads = resolve_n_jobs(n_jobs)
     params = {**estimator_settings(n_pixels, estimator_params),
               "random_state": int(seed), "n_jobs": threads, "device": device}
