@@ -30,9 +30,11 @@ N_DRAWS = 200
 CHART_WEIGHTS = {"SIC": 2.0, "SOD": 2.0, "FLOE": 1.0}
 #: Share of each class's labelled pixels that the training scenes keep.
 MIN_TRAIN_SHARE = 0.5
+#: Labels are counted on every LABEL_STEP-th row and column (polygons are large).
+LABEL_STEP = 4
 
 
-def scene_label_counts(path, step: int = 4) -> dict:
+def scene_label_counts(path, step: int = LABEL_STEP) -> dict:
     """Pixel count per class of each chart of a training scene (every ``step``-th row and column).
 
     Returns

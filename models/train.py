@@ -2,8 +2,9 @@
 
 :func:`train_models` splits the scenes (never pixels: neighbouring pixels
 of one chart polygon are near copies) into training and validation scenes
-with alike labels (:mod:`models.split`), samples training pixels (:mod:`models.sampling`), and featurizes each
-validation scene on the prediction lattice. The labelled lattice points of
+with alike labels (:mod:`models.split`), samples training pixels
+(:mod:`models.sampling`), and featurizes each validation scene on the
+prediction lattice. The labelled lattice points of
 the validation scenes are a uniform sample of their pixels, so they serve
 both as the early-stopping set and, predicted, as the cheap validation maps
 on which the SIC mode (regression, classifier argmax, classifier expected
@@ -31,7 +32,7 @@ from .persistence import save_model
 from .predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
                       make_lattice, predict_points, scan_scene)
 from .sampling import build_training_set
-from .split import check_val_fraction, scene_label_counts, split_scenes
+from .split import LABEL_STEP, check_val_fraction, scene_label_counts, split_scenes
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     counts = None
     if val_fraction and len(paths) > 1:  # which scenes to hold out depends on their labels
         labelled = list(runner.map(scene_label_counts, paths, task="labels", desc="label counts",
-                                   cache_config={"step": 4}))
+                                   cache_config={"step": LABEL_STEP}))
         paths, counts = [p for p, _ in labelled], [c for _, c in labelled]
     train_paths, val_paths = split_scenes(paths, val_fraction, seed, counts)
     threads = resolve_n_jobs(n_jobs)
