@@ -26,8 +26,6 @@ from scenes import contract as C
 
 #: Random splits compared when label counts are given.
 N_DRAWS = 200
-#: Chart weights of the distance, as in the combined score (2 SIC + 2 SOD + 1 FLOE).
-CHART_WEIGHTS = {"SIC": 2.0, "SOD": 2.0, "FLOE": 1.0}
 #: Share of each class's labelled pixels that the training scenes keep.
 MIN_TRAIN_SHARE = 0.5
 #: Labels are counted on every LABEL_STEP-th row and column (polygons are large).
@@ -66,12 +64,13 @@ def check_val_fraction(val_fraction) -> float:
 def _distance(counts, val_mask):
     """Weighted total variation distance of validation and training label distributions.
 
-    ``counts``: ``{chart: (n_scenes, n_classes) array}``. Each class of
-    which the training scenes keep less than ``MIN_TRAIN_SHARE`` adds 10,
-    more than the distance can otherwise reach (5).
+    ``counts``: ``{chart: (n_scenes, n_classes) array}``; charts weighted
+    as in the combined score (``C.CHART_WEIGHTS``). Each class of which the
+    training scenes keep less than ``MIN_TRAIN_SHARE`` adds 10, more than
+    the distance can otherwise reach (5).
     """
     total = 0.0
-    for chart, w in CHART_WEIGHTS.items():
+    for chart, w in C.CHART_WEIGHTS.items():
         val, train = counts[chart][val_mask].sum(0), counts[chart][~val_mask].sum(0)
         total += 10.0 * np.count_nonzero(train < MIN_TRAIN_SHARE * (train + val))
         if val.sum() == 0 or train.sum() == 0:
@@ -111,7 +110,7 @@ def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: in
     n_val = min(len(paths) - 1, max(1, int(round(val_fraction * len(paths)))))
     if counts is not None:
         counts = {chart: np.stack([c[chart] for c in counts]).astype(np.float64)
-                  for chart in CHART_WEIGHTS}
+                  for chart in C.CHART_WEIGHTS}
     rng = np.random.default_rng(seed)
     best, best_d = None, np.inf
     for _ in range(n_draws if counts is not None else 1):
