@@ -25,9 +25,9 @@ both directions); the full system is also scored on every pixel.
 
 The gain depends on the training set: measured on held-out seeds, +9.7
 combined points on average with the default 12 training scenes (``--seed
-2718 1618 1414 5309 7411 8642``; -3.7 to +34.2 per seed) and +3.7 with 40
-(``--seed 8081 9091 6007 --n-train 40 --n-test 10``); see the README for
-the per-seed table.
+2718 1618 1414 5309 7411 8642``; -3.7 to +34.2 per seed) and +3.9 with 40
+(``--seed 8081 9091 6007 4242 5151 6262 --n-train 40 --n-test 10``; +1.0
+to +6.0); see the README for the per-seed table.
 """
 from __future__ import annotations
 
