@@ -96,12 +96,18 @@ def _naive_predict(models, ds, rows, cols):
             "FLOE": models["FLOE"].predict(X).reshape(shape)}
 
 
-def run_seed(seed, args, config, changes=None):
-    """Train both systems on one synthetic dataset and score them; prints a table."""
+def dataset(seed, args) -> Path:
+    """``WORK/baseline_seed{seed}_{size}``, written unless it already holds enough scenes."""
     data = Path(args.work) / f"baseline_seed{seed}_{args.size}"
     if not (data / "test").is_dir() or len(list_scenes(data / "train")) < args.n_train:
         write_synthetic_dataset(data, n_train=args.n_train, n_test=args.n_test,
                                 size=args.size, seed=seed)
+    return data
+
+
+def run_seed(seed, args, config, changes=None):
+    """Train both systems on one synthetic dataset and score them; prints a table."""
+    data = dataset(seed, args)
     test = list_scenes(data / "test", kind="test")[: args.n_test]
     model_dir = Path(args.work) / f"baseline_model_seed{seed}_{args.size}"
 

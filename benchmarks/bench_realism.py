@@ -30,6 +30,7 @@ real data and the synthetic benchmarks flatter per-pixel models.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_baseline import raw_inputs  # noqa: E402
+from bench_baseline import dataset, raw_inputs  # noqa: E402
 from featurize import FeatureConfig, feature_names  # noqa: E402
 from featurize.assemble import featurize_at  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
@@ -48,12 +49,10 @@ from models.split import scene_label_counts, split_scenes  # noqa: E402
 from models.train import estimator_settings, make_estimators  # noqa: E402
 from scenes import contract as C  # noqa: E402
 from scenes.reader import list_scenes, open_scene  # noqa: E402
-from scenes.synth import write_synthetic_dataset  # noqa: E402
 
 #: Park et al. (2020), overall accuracy on real Sentinel-1 scenes.
 PUBLISHED = {"winter": 87.0, "summer": 67.0}
 SEASONS = {"winter": (1, 2, 3), "summer": (6, 7, 8), "all": tuple(range(1, 13))}
-TYPES = ("open water", "mixed first-year", "old ice")
 
 
 def three_types(sod):
@@ -67,7 +66,7 @@ def three_types(sod):
 
 
 def feature_sets(config):
-    """Column indices of each feature set in ``[default features] + [raw 24 inputs]``."""
+    """Names of all columns (``[config features] + [raw 24 inputs]``) and each set's indices."""
     names = feature_names(config)
     texture = ["hh_db", "hv_db", "hvmhh_db", "hh_ia_norm"] + [n for n in names if "_glcm" in n]
     allnames = names + ["raw_" + v for v in C.INPUT_VARS]
@@ -75,31 +74,26 @@ def feature_sets(config):
     return allnames, {k: [allnames.index(n) for n in v] for k, v in sets.items()}
 
 
-def _features(ds, config, rows, cols):
+def _features(ds, rows, cols, *, config):
+    """Every column of :func:`feature_sets` at pixels (a featurizer for the sampler)."""
     return np.hstack([featurize_at(ds, config, rows, cols), raw_inputs(ds, rows, cols)])
 
 
 def _sample(paths, config, n_pixels, seed, cores):
-    ts = build_training_set(paths, config=config, n_pixels=n_pixels, seed=seed, n_jobs=cores,
-                            progress=False)
-    raw = build_training_set(paths, n_pixels=n_pixels, seed=seed, n_jobs=cores, progress=False,
-                             featurizer=raw_inputs, feature_names=list(C.INPUT_VARS))
-    # Same seed and scenes -> same pixels; checked, as the columns are glued side by side.
-    assert np.array_equal(ts.rows, raw.rows) and np.array_equal(ts.cols, raw.cols)
-    return np.hstack([ts.X, raw.X]), three_types(ts.y["SOD"]), ts.weight["SOD"]
+    ts = build_training_set(paths, n_pixels=n_pixels, seed=seed, n_jobs=cores, progress=False,
+                            featurizer=functools.partial(_features, config=config),
+                            feature_names=feature_sets(config)[0])
+    return ts.X, three_types(ts.y["SOD"]), ts.weight["SOD"]
 
 
 def run_seed(seed, args, config):
     """Accuracy per feature set and season on one dataset: {set: {season: (hits, n)}}."""
-    data = Path(args.work) / f"baseline_seed{seed}_{args.size}"
-    if not (data / "test").is_dir() or len(list_scenes(data / "train")) < args.n_train:
-        write_synthetic_dataset(data, n_train=args.n_train, n_test=args.n_test,
-                                size=args.size, seed=seed)
+    data = dataset(seed, args)
     paths = list_scenes(data / "train", kind="train")[: args.n_train]
     train, val = split_scenes(paths, 0.2, 0, counts=[scene_label_counts(p) for p in paths])
     Xt, yt, wt = _sample(train, config, args.n_pixels, 0, args.cores)
     Xv, yv, wv = _sample(val, config, args.n_pixels // 4, 0, args.cores)
-    Xe, ye, month = [], [], []
+    Xe, ye, month, test_months = [], [], [], []
     q = args.eval_step
     for path in list_scenes(data / "test", kind="test")[: args.n_test]:
         ds = open_scene(path)
@@ -109,9 +103,10 @@ def run_seed(seed, args, config):
         rr, cc = np.meshgrid(np.arange(q // 2, H, q), np.arange(q // 2, W, q), indexing="ij")
         y = three_types(np.asarray(ref["SOD"].values)[rr, cc]).ravel()
         keep = y != 255
-        Xe.append(_features(ds, config, rr.ravel()[keep], cc.ravel()[keep]))
+        Xe.append(_features(ds, rr.ravel()[keep], cc.ravel()[keep], config=config))
         ye.append(y[keep])
-        month.append(np.full(keep.sum(), int(path.name[4:6])))
+        test_months.append(int(path.name[4:6]))  # YYYYMMDD...
+        month.append(np.full(keep.sum(), test_months[-1]))
         ds.close()
         ref.close()
     Xe, ye, month = np.vstack(Xe), np.concatenate(ye), np.concatenate(month)
@@ -126,8 +121,7 @@ def run_seed(seed, args, config):
         hit = est.predict(Xe[:, cols]) == ye
         out[name] = {s: (int(hit[np.isin(month, m)].sum()), int(np.isin(month, m).sum()))
                      for s, m in SEASONS.items()}
-    scenes = {s: sorted({int(p.name[4:6]) for p in list_scenes(data / "test", kind="test")
-                         [: args.n_test] if int(p.name[4:6]) in m}) for s, m in SEASONS.items()}
+    scenes = {s: sorted({t for t in test_months if t in m}) for s, m in SEASONS.items()}
     print(f"seed {seed}: {len(train)} train + {len(val)} validation scenes, test months "
           f"winter {scenes['winter']}, summer {scenes['summer']}", flush=True)
     _table(out)
