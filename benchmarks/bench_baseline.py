@@ -53,6 +53,10 @@ from scenes.reader import list_scenes, open_scene  # noqa: E402
 from scenes.synth import write_synthetic_dataset  # noqa: E402
 
 
+NAIVE = "naive (raw 24 inputs, per pixel)"
+FULL = "full system"
+
+
 def raw_inputs(ds, rows, cols):
     """The 24 z-scored inputs at pixels; 2 km fields by nearest neighbour (starter pack)."""
     rows = np.asarray(rows)
@@ -105,12 +109,15 @@ def dataset(seed, args) -> Path:
     return data
 
 
-def run_seed(seed, args, config, changes=None):
-    """Train both systems on one synthetic dataset and score them; prints a table."""
-    data = dataset(seed, args)
-    test = list_scenes(data / "test", kind="test")[: args.n_test]
-    model_dir = Path(args.work) / f"baseline_model_seed{seed}_{args.size}"
+def fit_both(seed, args, config, changes=None) -> dict:
+    """Train the full system and the naive model on one synthetic dataset.
 
+    Returns a dict with the dataset folder, the test scene paths, the full
+    system's ``bundle``, the ``naive`` estimators, the scene split and the
+    training seconds of each.
+    """
+    data = dataset(seed, args)
+    model_dir = Path(args.work) / f"baseline_model_seed{seed}_{args.size}"
     t = time.perf_counter()
     man = train_models(data / "train", model_dir, config=config, seed=0,
                        n_pixels=args.n_pixels, n_jobs=args.cores, progress=False, overwrite=True,
@@ -120,53 +127,94 @@ def run_seed(seed, args, config, changes=None):
     val_paths = [data / "train" / n for n in man["training"]["val_scenes"]]
     t = time.perf_counter()
     naive = _naive_fit(train_paths, val_paths, args.n_pixels, 0, args.cores, changes)
-    t_naive = time.perf_counter() - t
-    bundle = load_model(model_dir)
-    q = args.eval_step
+    return {"data": data, "test": list_scenes(data / "test", kind="test")[: args.n_test],
+            "bundle": load_model(model_dir), "naive": naive,
+            "n_train": len(train_paths), "n_val": len(val_paths),
+            "t_train": {"full": t_full, "naive": time.perf_counter() - t}}
+
+
+def score_both(fit, step, *, transform=None, unsmoothed=True):
+    """Challenge scores of both systems on the fitted dataset's test scenes.
+
+    Parameters
+    ----------
+    fit : dict
+        From :func:`fit_both`.
+    step : int
+        Sub-grid step: all systems are scored on every ``step``-th pixel in
+        both directions; the full system also on every pixel.
+    transform : callable, optional
+        ``transform(ds) -> ds`` applied to each opened test scene before
+        either system sees it (e.g. a calibration shift).
+    unsmoothed : bool
+        Also score the full system without its smoothing pass.
+
+    Returns
+    -------
+    (scores, seconds) : dict name -> challenge scores, dict system -> prediction seconds
+    """
+    systems = ["naive_sub", "full_sub", "full"] + (["unsmoothed_sub"] if unsmoothed else [])
     true_full, true_sub = {c: [] for c in C.LABEL_CHARTS}, {c: [] for c in C.LABEL_CHARTS}
-    pred = {k: {c: [] for c in C.LABEL_CHARTS} for k in ("full", "full_sub", "unsmoothed_sub",
-                                                          "naive_sub")}
+    pred = {k: {c: [] for c in C.LABEL_CHARTS} for k in systems}
     t_pred = {"full": 0.0, "naive": 0.0}
-    for path in test:
+    for path in fit["test"]:
         ds = open_scene(path)
-        ref = open_scene(data / "reference" / path.name.replace("_prep.nc",
-                                                                "_prep_reference.nc"),
+        ref = open_scene(fit["data"] / "reference" / path.name.replace("_prep.nc",
+                                                                       "_prep_reference.nc"),
                          kind="reference")
+        if transform is not None:
+            ds = transform(ds)
         H, W = ds[C.SAR_VARS[0]].shape
-        rows, cols = np.arange(q // 2, H, q), np.arange(q // 2, W, q)
+        rows, cols = np.arange(step // 2, H, step), np.arange(step // 2, W, step)
         t = time.perf_counter()
-        full = predict_scene(ds, bundle)
+        out = {"full": predict_scene(ds, fit["bundle"])}
         t_pred["full"] += time.perf_counter() - t
-        raw = predict_scene(ds, bundle, smoothing=False)
+        if unsmoothed:
+            out["unsmoothed"] = predict_scene(ds, fit["bundle"], smoothing=False)
         t = time.perf_counter()
-        nv = _naive_predict(naive, ds, rows, cols)
+        nv = _naive_predict(fit["naive"], ds, rows, cols)
         t_pred["naive"] += time.perf_counter() - t
         for c in C.LABEL_CHARTS:
             truth = np.asarray(ref[c].values)
             true_full[c].append(truth)
             true_sub[c].append(truth[rows][:, cols])
-            pred["full"][c].append(full[c])
-            pred["full_sub"][c].append(full[c][rows][:, cols])
-            pred["unsmoothed_sub"][c].append(raw[c][rows][:, cols])
+            pred["full"][c].append(out["full"][c])
+            pred["full_sub"][c].append(out["full"][c][rows][:, cols])
+            if unsmoothed:
+                pred["unsmoothed_sub"][c].append(out["unsmoothed"][c][rows][:, cols])
             pred["naive_sub"][c].append(nv[c])
         ds.close()
         ref.close()
-    scores = {"naive (raw 24 inputs, per pixel)": challenge_scores(true_sub, pred["naive_sub"]),
-              "full, no smoothing": challenge_scores(true_sub, pred["unsmoothed_sub"]),
-              "full system": challenge_scores(true_sub, pred["full_sub"]),
-              "full system, every pixel": challenge_scores(true_full, pred["full"])}
-    print(f"held-out synthetic seed {seed}: {args.n_train} training scenes "
-          f"({len(train_paths)} train + {len(val_paths)} validation), {len(test)} test scenes "
-          f"of {args.size} x {args.size}; n_pixels={args.n_pixels}; sub-grid step {q}")
-    print(f"training: full {t_full:.0f} s, naive {t_naive:.0f} s; prediction: full "
-          f"{t_pred['full']:.1f} s (every pixel), naive {t_pred['naive']:.1f} s (sub-grid)")
-    print(f"full system: SIC mode {bundle.sic_mode}, water rule {bundle.water_rule}, "
-          f"smoothing {bundle.smoothing}, "
-          f"stride {bundle.stride}")
+    scores = {NAIVE: challenge_scores(true_sub, pred["naive_sub"])}
+    if unsmoothed:
+        scores["full, no smoothing"] = challenge_scores(true_sub, pred["unsmoothed_sub"])
+    scores[FULL] = challenge_scores(true_sub, pred["full_sub"])
+    scores["full system, every pixel"] = challenge_scores(true_full, pred["full"])
+    return scores, t_pred
+
+
+def print_scores(scores):
     print(f"{'system':36s} {'SIC':>8s} {'SOD':>8s} {'FLOE':>8s} {'combined':>9s}")
     for name, s in scores.items():
         print(f"{name:36s} {s['SIC']:8.3f} {s['SOD']:8.3f} {s['FLOE']:8.3f} {s['combined']:9.3f}")
-    gain = scores["full system"]["combined"] - scores["naive (raw 24 inputs, per pixel)"]["combined"]
+
+
+def run_seed(seed, args, config, changes=None):
+    """Train both systems on one synthetic dataset and score them; prints a table."""
+    fit = fit_both(seed, args, config, changes)
+    scores, t_pred = score_both(fit, args.eval_step)
+    bundle = fit["bundle"]
+    print(f"held-out synthetic seed {seed}: {args.n_train} training scenes "
+          f"({fit['n_train']} train + {fit['n_val']} validation), {len(fit['test'])} test scenes "
+          f"of {args.size} x {args.size}; n_pixels={args.n_pixels}; sub-grid step {args.eval_step}")
+    print(f"training: full {fit['t_train']['full']:.0f} s, naive {fit['t_train']['naive']:.0f} s; "
+          f"prediction: full {t_pred['full']:.1f} s (every pixel), naive {t_pred['naive']:.1f} s "
+          "(sub-grid)")
+    print(f"full system: SIC mode {bundle.sic_mode}, water rule {bundle.water_rule}, "
+          f"smoothing {bundle.smoothing}, "
+          f"stride {bundle.stride}")
+    print_scores(scores)
+    gain = scores[FULL]["combined"] - scores[NAIVE]["combined"]
     print(f"full - naive (same pixels): {gain:+.3f} combined points", flush=True)
     return scores
 
@@ -195,8 +243,7 @@ def main(argv=None):
     gains = {}
     for seed in args.seed:
         scores = run_seed(seed, args, config, changes)
-        gains[seed] = (scores["naive (raw 24 inputs, per pixel)"]["combined"],
-                       scores["full system"]["combined"])
+        gains[seed] = (scores[NAIVE]["combined"], scores[FULL]["combined"])
     if len(gains) > 1:
         print("\nseed        naive     full     gain")
         for seed, (nv, full) in gains.items():
