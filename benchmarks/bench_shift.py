@@ -28,6 +28,7 @@ of both systems (mean over seeds) and the per-chart scores per seed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import zlib
@@ -38,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_baseline import FULL, NAIVE, fit_both, score_both  # noqa: E402
+from featurize import FeatureConfig  # noqa: E402
 from scenes import contract as C  # noqa: E402
 
 
@@ -117,14 +119,17 @@ def main(argv=None):
     ap.add_argument("--eval-step", type=int, default=4)
     ap.add_argument("--shift", nargs="+", choices=list(SHIFTS), default=list(SHIFTS),
                     help="shifts to score (default: all)")
+    ap.add_argument("--config", default=None, metavar="JSON",
+                    help="FeatureConfig of the full system as JSON (default: the default config)")
     ap.add_argument("--work", default="bench_work")
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    config = FeatureConfig.from_dict(json.loads(args.config)) if args.config else None
     table = {name: {} for name in args.shift}
     for seed in args.seed:
-        fit = fit_both(seed, args, None)
+        fit = fit_both(seed, args, config)
         print(f"seed {seed}: trained on {fit['n_train']} + {fit['n_val']} validation scenes "
               f"of {args.size} x {args.size}; {len(fit['test'])} test scenes, every "
               f"{args.eval_step}th pixel", flush=True)
