@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from .options import add_device, add_jobs, add_mlflow, add_scale_out, add_seed, scene_runner, show_progress
 
@@ -77,6 +78,25 @@ def run(args) -> int:
             print(f"  {s['reason']}", file=sys.stderr)
     scores = manifest.get("validation")
     if scores:
-        print("validation scores:", json.dumps(scores, default=str))
+        print(validation_summary(scores, manifest, args.out))
     log_train(args, args.out, manifest)
     return 0
+
+
+def validation_summary(scores, manifest, out) -> str:
+    """Two lines: validation scores of the chosen settings, and those settings.
+
+    Every setting tried is in the manifest; printing them all buried the result.
+    """
+    from models.smoothing import spec_label
+    from scenes.contract import LABEL_CHARTS
+
+    best = scores["smoothed"]
+    n_val = len(manifest["training"].get("val_scenes") or [])
+    smoothing = ", ".join(f"{c} {spec_label(manifest['smoothing'][c])}"
+                          for c in LABEL_CHARTS if c in manifest["smoothing"])
+    return (f"validation ({n_val} scene(s)): combined {best['combined']:.3f} (SIC "
+            f"{best['SIC']:.3f}, SOD {best['SOD']:.3f}, FLOE {best['FLOE']:.3f}); "
+            f"{scores['unsmoothed']['combined']:.3f} without smoothing\n"
+            f"chosen: SIC mode {best['sic_mode']}, water rule {best['water_rule']}, "
+            f"smoothing {smoothing}; every setting tried is in {Path(out) / 'manifest.json'}")

@@ -76,6 +76,11 @@ def test_train_features_option_is_recorded_and_checked(demo, tmp_path):
     r = _run("train", "--data", out / "data" / "train", "--out", tmp_path / "m", "--pixels", 4000,
              "--features", '{"texture_windows": [], "context_scales": [5], "scene": true}')
     assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()  # a short summary; the whole grid is in the manifest
+    assert lines[0] == f"model written to {tmp_path / 'm'}" and len(lines) == 3, r.stdout
+    assert lines[1].startswith("validation (1 scene(s)): combined ") and "without smoothing" in lines[1]
+    assert lines[2].startswith("chosen: SIC mode ") and ", smoothing SIC " in lines[2]
+    assert lines[2].endswith(f"every setting tried is in {tmp_path / 'm' / 'manifest.json'}")
     man = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert man["feature_config"]["texture_windows"] == [] and man["feature_config"]["scene"]
     assert man["feature_names"][-1] == "scene_service_dmi"
