@@ -157,7 +157,12 @@ def score_both(fit, step, *, transform=None, unsmoothed=True):
 
     Returns
     -------
-    (scores, seconds) : dict name -> challenge scores, dict system -> prediction seconds
+    scores : dict
+        System name -> challenge scores.
+    seconds : dict
+        System -> prediction seconds.
+    sic_variance : float
+        :func:`sic_variance` of the test references (every pixel).
     """
     systems = ["naive_sub", "full_sub", "full"] + (["unsmoothed_sub"] if unsmoothed else [])
     true_full, true_sub = {c: [] for c in C.LABEL_CHARTS}, {c: [] for c in C.LABEL_CHARTS}
@@ -165,7 +170,7 @@ def score_both(fit, step, *, transform=None, unsmoothed=True):
     t_pred = {"full": 0.0, "naive": 0.0}
     for path in fit["test"]:
         ds = open_scene(path)
-        ref = _open_reference(fit, path)
+        ref = open_reference(fit["data"], path)
         if transform is not None:
             ds = transform(ds)
         H, W = ds[C.SAR_VARS[0]].shape
@@ -194,26 +199,24 @@ def score_both(fit, step, *, transform=None, unsmoothed=True):
         scores["full, no smoothing"] = challenge_scores(true_sub, pred["unsmoothed_sub"])
     scores[FULL] = challenge_scores(true_sub, pred["full_sub"])
     scores["full system, every pixel"] = challenge_scores(true_full, pred["full"])
-    return scores, t_pred
+    return scores, t_pred, sic_variance(true_full["SIC"])
 
 
-def _open_reference(fit, path):
+def open_reference(data, path):
+    """The ``reference/`` scene of dataset folder ``data`` for test scene ``path``."""
     name = path.name.replace("_prep.nc", "_prep_reference.nc")
-    return open_scene(fit["data"] / "reference" / name, kind="reference")
+    return open_scene(Path(data) / "reference" / name, kind="reference")
 
 
-def test_sic_variance(fit) -> float:
-    """Variance of the pooled valid SIC classes of the test references (class units squared).
+def sic_variance(truth) -> float:
+    """Variance of the pooled valid SIC classes of reference maps (class units squared).
 
     Below :data:`MIN_SIC_VARIANCE` nearly every test pixel holds one SIC
     class and R2, which divides by this variance, says nothing.
     """
-    counts = np.zeros(C.N_CLASSES["SIC"], np.int64)
-    for path in fit["test"]:
-        ref = _open_reference(fit, path)
-        counts += np.bincount(np.asarray(ref["SIC"].values).ravel(), minlength=256)[: counts.size]
-        ref.close()
-    k = np.arange(counts.size)
+    n = C.N_CLASSES["SIC"]
+    counts = sum(np.bincount(np.asarray(t).ravel(), minlength=256)[:n] for t in truth)
+    k = np.arange(n)
     mean = (counts * k).sum() / counts.sum()
     return float((counts * (k - mean) ** 2).sum() / counts.sum())
 
@@ -230,8 +233,7 @@ def run_seed(seed, args, config, changes=None):
     Returns the scores and whether the test set is usable for SIC R2.
     """
     fit = fit_both(seed, args, config, changes)
-    scores, t_pred = score_both(fit, args.eval_step)
-    sic_var = test_sic_variance(fit)
+    scores, t_pred, sic_var = score_both(fit, args.eval_step)
     bundle = fit["bundle"]
     print(f"held-out synthetic seed {seed}: {args.n_train} training scenes "
           f"({fit['n_train']} train + {fit['n_val']} validation), {len(fit['test'])} test scenes "
@@ -253,26 +255,47 @@ def run_seed(seed, args, config, changes=None):
     return scores, usable
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, nargs="+", default=[31337],
-                    help="synthetic dataset seed(s), held out from development; one dataset each")
-    ap.add_argument("--n-train", type=int, default=12)
-    ap.add_argument("--n-test", type=int, default=4)
+def benchmark_parser(description, *, seed, n_train, n_test, config=True):
+    """The options of the benchmarks that write and score synthetic datasets, defined once.
+
+    ``config`` adds ``--config JSON`` (read it with :func:`feature_config`).
+    """
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--seed", type=int, nargs="+", default=[seed],
+                    help="synthetic dataset seed(s); one dataset each")
+    ap.add_argument("--n-train", type=int, default=n_train)
+    ap.add_argument("--n-test", type=int, default=n_test)
     ap.add_argument("--size", type=int, default=2000, help="scene side in pixels")
     ap.add_argument("--n-pixels", type=int, default=1_000_000)
     ap.add_argument("--eval-step", type=int, default=4)
-    ap.add_argument("--config", default=None, metavar="JSON",
-                    help="FeatureConfig of the full system as JSON (default: the default config)")
-    ap.add_argument("--params", default=None, metavar="JSON",
-                    help="LightGBM settings changed from models.train.DEFAULT_ESTIMATOR_PARAMS, "
-                         "for both systems, e.g. '{\"num_leaves\": 63}'")
+    if config:
+        ap.add_argument("--config", default=None, metavar="JSON",
+                        help="FeatureConfig of the full system as JSON (default: the default config)")
     ap.add_argument("--work", default="bench_work")
     ap.add_argument("--cores", type=int, default=2)
+    return ap
+
+
+def parse_benchmark_args(ap, argv=None):
+    """Parse, and pin this process to ``--cores`` cores so timings match a small machine."""
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
-    config = FeatureConfig.from_dict(json.loads(args.config)) if args.config else None
+    return args
+
+
+def feature_config(args):
+    """The ``--config`` FeatureConfig, or None for the default."""
+    return FeatureConfig.from_dict(json.loads(args.config)) if args.config else None
+
+
+def main(argv=None):
+    ap = benchmark_parser(__doc__.splitlines()[0], seed=31337, n_train=12, n_test=4)
+    ap.add_argument("--params", default=None, metavar="JSON",
+                    help="LightGBM settings changed from models.train.DEFAULT_ESTIMATOR_PARAMS, "
+                         "for both systems, e.g. '{\"num_leaves\": 63}'")
+    args = parse_benchmark_args(ap, argv)
+    config = feature_config(args)
     changes = json.loads(args.params) if args.params else None
     gains = {}
     for seed in args.seed:

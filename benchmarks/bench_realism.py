@@ -29,9 +29,7 @@ real data and the synthetic benchmarks flatter per-pixel models.
 """
 from __future__ import annotations
 
-import argparse
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -41,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_baseline import dataset, raw_inputs  # noqa: E402
+from bench_baseline import (benchmark_parser, dataset, open_reference,  # noqa: E402
+                            parse_benchmark_args, raw_inputs)
 from featurize import FeatureConfig, feature_names  # noqa: E402
 from featurize.assemble import featurize_at  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
@@ -97,8 +96,7 @@ def run_seed(seed, args, config):
     q = args.eval_step
     for path in list_scenes(data / "test", kind="test")[: args.n_test]:
         ds = open_scene(path)
-        ref = open_scene(data / "reference" / path.name.replace("_prep.nc", "_prep_reference.nc"),
-                         kind="reference")
+        ref = open_reference(data, path)
         H, W = ds[C.SAR_VARS[0]].shape
         rr, cc = np.meshgrid(np.arange(q // 2, H, q), np.arange(q // 2, W, q), indexing="ij")
         y = three_types(np.asarray(ref["SOD"].values)[rr, cc]).ravel()
@@ -142,18 +140,8 @@ def _table(acc):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, nargs="+", default=[11])
-    ap.add_argument("--n-train", type=int, default=40)
-    ap.add_argument("--n-test", type=int, default=10)
-    ap.add_argument("--size", type=int, default=2000, help="scene side in pixels")
-    ap.add_argument("--n-pixels", type=int, default=1_000_000)
-    ap.add_argument("--eval-step", type=int, default=4)
-    ap.add_argument("--work", default="bench_work")
-    ap.add_argument("--cores", type=int, default=2)
-    args = ap.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    ap = benchmark_parser(__doc__.splitlines()[0], seed=11, n_train=40, n_test=10, config=False)
+    args = parse_benchmark_args(ap, argv)
     config = FeatureConfig()
     total = {}
     for seed in args.seed:

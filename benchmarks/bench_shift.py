@@ -27,9 +27,6 @@ of both systems (mean over seeds) and the per-chart scores per seed.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 import zlib
 from pathlib import Path
@@ -38,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_baseline import FULL, NAIVE, fit_both, score_both  # noqa: E402
-from featurize import FeatureConfig  # noqa: E402
+from bench_baseline import (FULL, NAIVE, benchmark_parser, feature_config, fit_both,  # noqa: E402
+                            parse_benchmark_args, score_both)
 from scenes import contract as C  # noqa: E402
 
 
@@ -110,23 +107,11 @@ SHIFTS = {
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, nargs="+", default=[8081])
-    ap.add_argument("--n-train", type=int, default=40)
-    ap.add_argument("--n-test", type=int, default=10)
-    ap.add_argument("--size", type=int, default=2000, help="scene side in pixels")
-    ap.add_argument("--n-pixels", type=int, default=1_000_000)
-    ap.add_argument("--eval-step", type=int, default=4)
+    ap = benchmark_parser(__doc__.splitlines()[0], seed=8081, n_train=40, n_test=10)
     ap.add_argument("--shift", nargs="+", choices=list(SHIFTS), default=list(SHIFTS),
                     help="shifts to score (default: all)")
-    ap.add_argument("--config", default=None, metavar="JSON",
-                    help="FeatureConfig of the full system as JSON (default: the default config)")
-    ap.add_argument("--work", default="bench_work")
-    ap.add_argument("--cores", type=int, default=2)
-    args = ap.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
-    config = FeatureConfig.from_dict(json.loads(args.config)) if args.config else None
+    args = parse_benchmark_args(ap, argv)
+    config = feature_config(args)
     table = {name: {} for name in args.shift}
     for seed in args.seed:
         fit = fit_both(seed, args, config)
@@ -135,7 +120,7 @@ def main(argv=None):
               f"{args.eval_step}th pixel", flush=True)
         print(f"{'shift':30s} {'system':6s} {'SIC':>8s} {'SOD':>8s} {'FLOE':>8s} {'combined':>9s}")
         for name in args.shift:
-            scores, _ = score_both(fit, args.eval_step, transform=SHIFTS[name], unsmoothed=False)
+            scores, _, _ = score_both(fit, args.eval_step, transform=SHIFTS[name], unsmoothed=False)
             table[name][seed] = (scores[NAIVE]["combined"], scores[FULL]["combined"])
             for label, key in (("naive", NAIVE), ("full", FULL)):
                 s = scores[key]
