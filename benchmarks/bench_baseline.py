@@ -9,7 +9,7 @@ Usage::
 Writes a synthetic dataset from each ``--seed`` (seeds not used while
 developing), then, in one run per seed:
 
-- full: :func:`models.train_models` (features with texture and context,
+- full: :func:`pipeline.train_models` (features with texture and context,
   validation-chosen SIC mode and smoothing) and :func:`models.predict_scene`;
 - full, unsmoothed: the same model with ``smoothing=False``;
 - naive: the same estimators and pixel sampling on the 24 raw z-scored
@@ -29,7 +29,7 @@ combined points on average with the default 12 training scenes (``--seed
 +34.2 per seed; seed 1135's test set is 99 % open water and is flagged
 and left out, see ``MIN_SIC_VARIANCE``) and +3.9 with 40
 (``--seed 8081 9091 6007 4242 5151 6262 --n-train 40 --n-test 10``; +1.0
-to +6.0); see the README for the per-seed table.
+to +6.0); see docs/benchmarks.md for the per-seed table.
 """
 from __future__ import annotations
 
@@ -47,9 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import challenge_scores  # noqa: E402
 from featurize import FeatureConfig  # noqa: E402
-from models import load_model, predict_scene, train_models  # noqa: E402
+from models import load_model, predict_scene  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
-from models.train import estimator_settings, make_estimators  # noqa: E402
+from pipeline import train_models  # noqa: E402
+from models.estimator import estimator_settings, make_estimators  # noqa: E402
 from scenes import contract as C  # noqa: E402
 from scenes.reader import list_scenes, open_scene  # noqa: E402
 from scenes.synth import write_synthetic_dataset  # noqa: E402
@@ -129,8 +130,8 @@ def fit_both(seed, args, config, changes=None) -> dict:
                        n_pixels=args.n_pixels, n_jobs=args.cores, progress=False, overwrite=True,
                        estimator_params=changes)
     t_full = time.perf_counter() - t
-    train_paths = [data / "train" / n for n in man["training"]["train_scenes"]]
-    val_paths = [data / "train" / n for n in man["training"]["val_scenes"]]
+    train_paths = [data / "train" / n for n in man.training.train_scenes]
+    val_paths = [data / "train" / n for n in man.training.val_scenes]
     t = time.perf_counter()
     naive = _naive_fit(train_paths, val_paths, args.n_pixels, 0, args.cores, changes)
     return {"data": data, "test": list_scenes(data / "test", kind="test")[: args.n_test],
@@ -292,7 +293,7 @@ def feature_config(args):
 def main(argv=None):
     ap = benchmark_parser(__doc__.splitlines()[0], seed=31337, n_train=12, n_test=4)
     ap.add_argument("--params", default=None, metavar="JSON",
-                    help="LightGBM settings changed from models.train.DEFAULT_ESTIMATOR_PARAMS, "
+                    help="LightGBM settings changed from models.estimator.DEFAULT_PARAMS, "
                          "for both systems, e.g. '{\"num_leaves\": 63}'")
     args = parse_benchmark_args(ap, argv)
     config = feature_config(args)

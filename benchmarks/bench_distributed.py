@@ -9,7 +9,7 @@ Writes ``--scenes`` synthetic test scenes (and, without ``--model``, trains a
 small model on 3 synthetic training scenes of the same size) under
 ``--work`` once, then predicts them three ways with no cache:
 
-- ``local``: :func:`models.batch.predict_folder` in this process, one scene
+- ``local``: :func:`pipeline.predict_folder` in this process, one scene
   at a time (each on every core);
 - ``dask-N``: on a ``LocalCluster`` of N worker processes (``--scheduler
   local:N``: ``cores // N`` threads each), timed after the workers are up
@@ -55,7 +55,7 @@ def _data(work, n_scenes, size, n_train):
 
 
 def _model(data):
-    from models import train_models
+    from pipeline import train_models
 
     model = data / "model"
     if not (model / "manifest.json").is_file():
@@ -68,7 +68,7 @@ def _model(data):
 
 def _warm_up(scene, model):
     """Predict a small scene: imports and numba compilation are not timed later."""
-    from models.batch import predict_path
+    from pipeline.predict import predict_path
     predict_path(scene, str(model))
     return os.getpid()
 
@@ -104,8 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args(argv)
 
-    from models.batch import SceneRunner, predict_folder
-    from models.distributed import dask_client
+    from pipeline import SceneRunner, predict_folder
+    from pipeline.dask import dask_client
 
     args.work.mkdir(parents=True, exist_ok=True)
     data = _data(args.work, args.scenes, args.size, 0 if args.model else 3)

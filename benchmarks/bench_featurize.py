@@ -82,13 +82,14 @@ def child_full(path, config_json, block_rows):
 
 def child_points(paths, config_json, n_points, seed):
     import featurize
+    from scenes.reader import valid_mask
     config = featurize.FeatureConfig.from_dict(json.loads(config_json))
     _warm_up(config)
     rng = np.random.default_rng(seed)
     times, cpus = [], []
     for path in paths:
         ds = _open(path)
-        valid = featurize.valid_mask(ds)
+        valid = valid_mask(ds)
         flat = np.flatnonzero(valid)
         pick = np.sort(rng.choice(flat, size=min(n_points, flat.size), replace=False))
         rows, cols = np.unravel_index(pick, valid.shape)

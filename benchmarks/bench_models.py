@@ -53,7 +53,7 @@ def _scenes(out, *, n_train, n_test, size, seed):
 
 
 def _worst_case_model(work, n_estimators):
-    from models import train_models
+    from pipeline import train_models
 
     model = Path(work) / f"worst_case_model_{n_estimators}"
     if (model / "manifest.json").is_file():
@@ -114,7 +114,7 @@ def bench_predict(args):
 
 
 def bench_train(args):
-    from models import train_models
+    from pipeline import train_models
 
     cores = _pin(args.cores)
     size = "real" if args.size == ["real"] else tuple(int(s) for s in args.size)
@@ -125,14 +125,14 @@ def bench_train(args):
     man = train_models(scenes, model, seed=0, n_pixels=args.n_pixels, n_jobs=cores,
                        progress=True, overwrite=True)
     total = time.perf_counter() - t
-    tr = man["training"]
-    print(f"train_models: {len(scenes)} scenes ({len(tr['train_scenes'])} train, "
-          f"{len(tr['val_scenes'])} validation), {tr['n_rows']} rows drawn for "
+    tr = man.training
+    print(f"train_models: {len(scenes)} scenes ({len(tr.train_scenes)} train, "
+          f"{len(tr.val_scenes)} validation), {tr.n_rows} rows drawn for "
           f"n_pixels={args.n_pixels}, {cores} cores: {total:.0f} s")
-    print(f"  phases {tr['timings_s']}")
-    print(f"  rounds kept {tr['best_iterations']}, SIC mode {man['sic_mode']}, "
-          f"smoothing {man['smoothing']}")
-    v = man["validation"]
+    print(f"  phases {tr.timings_s}")
+    print(f"  rounds kept {tr.best_iterations}, SIC mode {man.sic_mode}, "
+          f"smoothing {man.smoothing}")
+    v = man.validation
     print(f"  validation unsmoothed {v['unsmoothed']}")
     print(f"  validation smoothed   {v['smoothed']}")
     print(f"  SIC modes {v['sic_modes']}")

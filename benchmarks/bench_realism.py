@@ -45,7 +45,7 @@ from featurize import FeatureConfig, feature_names  # noqa: E402
 from featurize.assemble import featurize_at  # noqa: E402
 from models.sampling import build_training_set  # noqa: E402
 from models.split import scene_label_counts, split_scenes  # noqa: E402
-from models.train import estimator_settings, make_estimators  # noqa: E402
+from models.estimator import estimator_settings, make_estimators  # noqa: E402
 from scenes import contract as C  # noqa: E402
 from scenes.reader import list_scenes, open_scene  # noqa: E402
 

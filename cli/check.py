@@ -1,6 +1,9 @@
 """``run.py check``: validate scene files against the data contract."""
 from __future__ import annotations
 
+from scenes import contract as C
+from scenes.reader import iter_scenes, valid_mask
+
 
 def add_parser(sub, parents):
     p = sub.add_parser("check", parents=parents, help="validate scene files against the data contract",
@@ -10,16 +13,13 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from scenes import contract as C
-    from scenes.reader import iter_scenes
-
     n = 0
     for path, ds in iter_scenes(args.path):
         h, w = (ds.sizes[d] for d in C.SAR_DIMS)
         kind = ds.attrs["scene_kind"]
         extra = ""
         if kind != "reference":
-            valid = float((ds[C.SAR_VARS[0]].values != C.SAR_FILL).mean())
+            valid = float(valid_mask(ds).mean())
             extra = f", {100 * valid:.1f} % valid SAR pixels"
         print(f"{path.name}: {kind} scene, {h} x {w}{extra}: ok")
         n += 1

@@ -11,8 +11,15 @@ import logging
 import time
 from pathlib import Path
 
+from evaluation.figures import plot_confusions, plot_submission_maps
+from evaluation.scoring import format_table, score_submission
+from pipeline import predict_folder, train_models
+from scenes.reader import atomic_write_text, list_scenes, scene_key
+from scenes.synth import write_synthetic_dataset
+
 from .options import add_device, add_mlflow, add_seed, show_progress
 from .synth import parse_size
+from .tracking import log_demo
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +40,6 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from evaluation.figures import plot_confusions, plot_submission_maps
-    from evaluation.scoring import format_table, score_submission
-    from evaluation.tracking import log_demo
-    from models import train_models
-    from models.batch import predict_folder
-    from scenes.reader import atomic_write_text, list_scenes, scene_key
-    from scenes.synth import write_synthetic_dataset
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = show_progress(args)

@@ -2,7 +2,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from evaluation.figures import plot_confusions, plot_submission_maps
+from evaluation.scoring import format_table, score_submission, write_report_csvs
+from evaluation.submission import open_submission, variable_name
+from scenes.contract import LABEL_CHARTS
+from scenes.reader import list_scenes, scene_key
+
 from .options import add_mlflow
+from .tracking import log_evaluate
 
 #: Scenes drawn by ``--scenes`` when ``--maps`` names none.
 DEFAULT_N_MAPS = 3
@@ -34,12 +43,6 @@ def refuse_missing_scenes(submission, reference_dir) -> None:
     The challenge took only complete submissions; a chart missing from
     scenes that are there still scores 0 (with a warning) when scoring.
     """
-    from pathlib import Path
-
-    from evaluation.submission import open_submission, variable_name
-    from scenes.contract import LABEL_CHARTS
-    from scenes.reader import list_scenes, scene_key
-
     kind = "reference" if any(Path(reference_dir).glob("*_prep_reference.nc")) else "train"
     refs = {scene_key(p): p for p in list_scenes(reference_dir, kind=kind)}
     with open_submission(submission) as f:
@@ -54,8 +57,6 @@ def refuse_missing_scenes(submission, reference_dir) -> None:
 
 def choose_scenes(scenes_dir, keys=None) -> dict:
     """``{key: path}`` of the scenes to draw: ``keys``, or the first few of the folder."""
-    from scenes.reader import list_scenes, scene_key
-
     scenes = {scene_key(p): p for p in list_scenes(scenes_dir, kind="test")}
     unknown = [k for k in keys or () if k not in scenes]
     if unknown:
@@ -66,9 +67,6 @@ def choose_scenes(scenes_dir, keys=None) -> dict:
 
 
 def run(args) -> int:
-    from evaluation.scoring import format_table, score_submission, write_report_csvs
-    from evaluation.tracking import log_evaluate
-
     if (args.scenes or args.maps) and not args.report:
         raise ValueError("--scenes and --maps draw into the report folder; add --report DIR")
     if args.maps and not args.scenes:
@@ -79,8 +77,6 @@ def run(args) -> int:
     result = score_submission(args.submission, args.reference)
     if args.report:
         write_report_csvs(result, args.report)
-        from evaluation.figures import plot_confusions, plot_submission_maps
-
         plot_confusions(result["confusion"], args.report)
         if chosen:
             plot_submission_maps(args.submission, chosen, args.reference, args.report)

@@ -1,7 +1,10 @@
 """``run.py importance``: which inputs each chart model uses (tree, TreeSHAP, permutation)."""
 from __future__ import annotations
 
+from evaluation.importance import compute_importance, summary_lines, write_importance
+
 from .options import add_mlflow, add_seed
+from .tracking import log_importance
 
 
 def add_parser(sub, parents):
@@ -12,7 +15,7 @@ def add_parser(sub, parents):
                     "the chart's challenge metric) on pixels sampled from the scenes. Writes "
                     "importance.csv (parameter, feature, group, metric, value; feature '*' rows "
                     "are group totals), bar charts and a summary to --out.")
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model folder from `run.py train`")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model folder from `seaice train`")
     p.add_argument("--data", metavar="SCENES_DIR",
                    help="folder of *_prep.nc scenes (training scenes, or test scenes with references)")
     p.add_argument("--reference", metavar="DIR",
@@ -29,9 +32,6 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from evaluation.importance import compute_importance, summary_lines, write_importance
-    from evaluation.tracking import log_importance
-
     if args.reference and not args.data:
         raise ValueError("--reference needs --data (the scenes the references belong to)")
     result = compute_importance(args.model, args.data, reference_dir=args.reference,

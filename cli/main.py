@@ -21,7 +21,7 @@ log = logging.getLogger("seaice")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="run.py", description="Gradient-boosted sea-ice charting from AI4Arctic scenes.")
+        prog="seaice", description="Gradient-boosted sea-ice charting from AI4Arctic scenes.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parents = [verbosity_parent()]
     for name in COMMANDS:

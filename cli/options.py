@@ -5,6 +5,11 @@ import argparse
 import logging
 from contextlib import contextmanager
 
+from pipeline import SceneRunner, default_cache_dir
+from pipeline.dask import DaskNotInstalled, dask_client, parse_scheduler, require_dask
+
+from .tracking import MlflowNotInstalled, require_mlflow
+
 
 def verbosity_parent() -> argparse.ArgumentParser:
     """``-v/--verbose`` and ``-q/--quiet``, mapped to logging levels."""
@@ -35,8 +40,6 @@ class _SchedulerOption(argparse.Action):
     """``--scheduler``: fails at once, in one line, when Dask is not installed."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from models.distributed import DaskNotInstalled, parse_scheduler, require_dask
-
         try:
             require_dask()
             parse_scheduler(values)
@@ -68,18 +71,17 @@ def add_scale_out(p: argparse.ArgumentParser, what: str) -> None:
 
 @contextmanager
 def scene_runner(args, out):
-    """The :class:`models.batch.SceneRunner` the scale-out options ask for (Dask client closed after)."""
-    from models.batch import SceneRunner
-    from models.cache import default_cache_dir
+    """The :class:`pipeline.SceneRunner` the scale-out options ask for (Dask client closed after).
 
+    The edge where a Dask cluster is created (or connected to) and closed:
+    the pipeline only receives the client.
+    """
     cache = None if args.no_cache else (args.cache or default_cache_dir(out))
     kw = dict(n_jobs=args.jobs, cache_dir=cache, fresh=args.fresh, skip_bad=args.skip_bad,
               progress=show_progress(args))
     if args.scheduler is None:
         yield SceneRunner(**kw)
         return
-    from models.distributed import dask_client
-
     with dask_client(args.scheduler) as client:
         yield SceneRunner(client=client, **kw)
 
@@ -91,8 +93,6 @@ class _MlflowFlag(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from evaluation.tracking import MlflowNotInstalled, require_mlflow
-
         try:
             require_mlflow()
         except MlflowNotInstalled as exc:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 
+from pipeline import predict_folder
+
 from .options import add_jobs, add_mlflow, add_scale_out, scene_runner
+from .tracking import log_predict
 
 
 def add_parser(sub, parents):
@@ -11,7 +14,7 @@ def add_parser(sub, parents):
                        description="Predict SIC, SOD and FLOE for every scene of a folder and write one "
                                    "validated submission NetCDF file.")
     p.add_argument("--data", required=True, metavar="TEST_DIR", help="folder of *_prep.nc scenes")
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model folder from `run.py train`")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model folder from `seaice train`")
     p.add_argument("--out", required=True, metavar="FILE.nc", help="submission file to write")
     p.add_argument("--stride", type=int, default=None, metavar="S",
                    help="prediction lattice step in pixels (default: the model's)")
@@ -24,9 +27,6 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from evaluation.tracking import log_predict
-    from models.batch import predict_folder
-
     if args.stride is not None and args.stride < 1:
         raise ValueError("--stride must be >= 1")
     with scene_runner(args, args.out) as runner:

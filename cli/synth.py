@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from scenes.synth import write_synthetic_dataset
+
 from .options import add_seed, show_progress
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,6 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from scenes.synth import write_synthetic_dataset
-
     if args.train < 0 or args.test < 0:
         raise ValueError("--train and --test must be >= 0")
     write_synthetic_dataset(args.out, n_train=args.train, n_test=args.test, size=args.size,

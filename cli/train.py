@@ -5,7 +5,15 @@ import json
 import sys
 from pathlib import Path
 
-from .options import add_device, add_jobs, add_mlflow, add_scale_out, add_seed, scene_runner, show_progress
+from featurize import FeatureConfig
+from models.manifest import Manifest
+from models.smoothing import spec_label
+from pipeline import train_models
+from scenes.contract import LABEL_CHARTS
+
+from .options import (add_device, add_jobs, add_mlflow, add_scale_out, add_seed, scene_runner,
+                      show_progress)
+from .tracking import log_train
 
 
 def add_parser(sub, parents):
@@ -37,8 +45,6 @@ def add_parser(sub, parents):
 
 def feature_config(text):
     """The FeatureConfig of ``--features`` (None: the default)."""
-    from featurize import FeatureConfig
-
     if text is None:
         return None
     try:
@@ -53,9 +59,6 @@ def feature_config(text):
 
 
 def run(args) -> int:
-    from evaluation.tracking import log_train
-    from models import train_models
-
     if args.distributed and not args.scheduler:
         raise ValueError("--distributed trains on a Dask cluster; add --scheduler ADDRESS or "
                          "--scheduler local:N")
@@ -70,31 +73,27 @@ def run(args) -> int:
     print(f"model written to {args.out}")
     if runner.reused:
         print(f"{len(runner.reused)} scene result(s) reused from the cache")
-    skipped = manifest["training"].get("skipped_scenes") or []
+    skipped = manifest.training.skipped_scenes
     if skipped:
         print(f"skipped {len(skipped)} bad scene(s), trained without them (listed in the manifest):",
               file=sys.stderr)
         for s in skipped:
-            print(f"  {s['reason']}", file=sys.stderr)
-    scores = manifest.get("validation")
+            print(f"  {s.reason}", file=sys.stderr)
+    scores = manifest.validation
     if scores:
         print(validation_summary(scores, manifest, args.out))
     log_train(args, args.out, manifest)
     return 0
 
 
-def validation_summary(scores, manifest, out) -> str:
+def validation_summary(scores, manifest: Manifest, out) -> str:
     """Two lines: validation scores of the chosen settings, and those settings.
 
     Every setting tried is in the manifest; printing them all buried the result.
     """
-    from models.smoothing import spec_label
-    from scenes.contract import LABEL_CHARTS
-
     best = scores["smoothed"]
-    n_val = len(manifest["training"].get("val_scenes") or [])
-    smoothing = ", ".join(f"{c} {spec_label(manifest['smoothing'][c])}"
-                          for c in LABEL_CHARTS if c in manifest["smoothing"])
+    n_val = len(manifest.training.val_scenes)
+    smoothing = ", ".join(f"{c} {spec_label(manifest.smoothing[c])}" for c in LABEL_CHARTS)
     return (f"validation ({n_val} scene(s)): combined {best['combined']:.3f} (SIC "
             f"{best['SIC']:.3f}, SOD {best['SOD']:.3f}, FLOE {best['FLOE']:.3f}); "
             f"{scores['unsmoothed']['combined']:.3f} without smoothing\n"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from evaluation.submission import validate_submission
+
 
 def add_parser(sub, parents):
     p = sub.add_parser("validate", parents=parents, help="check a submission file",
@@ -13,8 +15,6 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
-    from evaluation.submission import validate_submission
-
     problems = validate_submission(args.submission, args.scenes)
     for line in problems:
         print(line, file=sys.stderr)

@@ -12,7 +12,9 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 
 from scenes import contract as C  # noqa: E402
-from scenes.reader import atomic_path  # noqa: E402
+from scenes.reader import atomic_path, list_scenes, open_scene, scene_key  # noqa: E402
+
+from .submission import open_submission, read_map  # noqa: E402
 
 #: Largest side of a quicklook in pixels; real scenes are decimated to it.
 QUICKLOOK_SIDE = 1000
@@ -67,7 +69,7 @@ def plot_scene_maps(scene, predicted: dict, out_png, *, reference=None, title=No
     """
     hh = _decimate(scene[C.SAR_VARS[0]].values)
     hv = _decimate(scene[C.SAR_VARS[1]].values)
-    nodata = hh == C.SAR_FILL
+    nodata = ~C.sar_valid(hh)
     rows = 2 if reference is not None else 1
     fig, axes = plt.subplots(rows, 4, figsize=(17, 4.2 * rows), squeeze=False)
     for ax, band, name in ((axes[0, 0], hh, "HH"), (axes[-1, 0], hv, "HV")):
@@ -129,9 +131,6 @@ def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir) -> li
         Folder of reference scenes; a scene without one is drawn without it.
     out_dir : path-like
     """
-    from .submission import open_submission, read_map
-    from scenes.reader import list_scenes, open_scene, scene_key
-
     refs = {scene_key(p): p for p in list_scenes(reference_dir)}
     written = []
     with open_submission(submission) as sub:

@@ -36,10 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from featurize import feature_groups, featurize_at
+from models import load_model
+from models.predict import bundle_models, sic_model_key
+from models.sampling import draw_uniform, scene_seed
 from scenes import contract as C
+from scenes.reader import (atomic_path, atomic_write_text, list_scenes, open_scene, scene_key,
+                           valid_mask)
 
-from .metrics import score_from_confusion
+from .metrics import ChartAccumulator
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +129,6 @@ def _rows(parameter, names, groups, metric, values):
 
 def tree_importance(bundle) -> list:
     """``gain`` and ``split`` rows of every feature and group, for the three charts."""
-    from featurize import feature_groups
-
     groups = feature_groups(bundle.feature_config)
     rows = []
     for chart in C.LABEL_CHARTS:
@@ -158,12 +163,19 @@ def mean_abs_shap(est, X, weight=None) -> np.ndarray:
 
 # --- per-pixel predictions and scores ----------------------------------------------
 def chart_predict(bundle, chart: str, X) -> np.ndarray:
-    """Per-pixel classes of one chart's model alone (SIC by the bundle's ``sic_mode``)."""
-    est = bundle.models[chart]
-    if chart == "SIC" and bundle.sic_mode == "regression":
+    """Per-pixel classes of one chart's model alone (SIC by the bundle's ``sic_mode``).
+
+    No smoothing and no water rule: the regressor's rounded value, the
+    classifier's argmax, or (``"expected"``) its rounded expected class.
+    """
+    if chart != "SIC":
+        return np.argmax(bundle.models[chart].predict_proba(X), axis=1).astype(np.uint8)
+    key = sic_model_key(bundle.sic_mode)
+    est = bundle_models(bundle)[key]
+    if key == "SIC_regression":
         return est.predict_classes(X)
     p = est.predict_proba(X)
-    if chart == "SIC" and bundle.sic_mode == "expected":
+    if bundle.sic_mode == "expected":
         v = p @ np.arange(p.shape[1], dtype=np.float64)
         return np.clip(np.rint(v), 0, C.N_CLASSES["SIC"] - 1).astype(np.uint8)
     return np.argmax(p, axis=1).astype(np.uint8)
@@ -171,14 +183,9 @@ def chart_predict(bundle, chart: str, X) -> np.ndarray:
 
 def chart_score(chart: str, true, pred, weight=None) -> float:
     """Challenge metric (x100) of pixels ``true`` (255 ignored) and ``pred``, weighted."""
-    true = np.asarray(true).ravel()
-    pred = np.asarray(pred).ravel()
-    keep = true != C.MASK_VALUE
-    w = np.ones(true.size) if weight is None else np.asarray(weight, np.float64).ravel()
-    k = C.N_CLASSES[chart]
-    cm = np.bincount(true[keep].astype(np.int64) * 256 + pred[keep].astype(np.int64),
-                     weights=w[keep], minlength=k * 256).reshape(k, 256)
-    return 100.0 * score_from_confusion(chart, cm)
+    acc = ChartAccumulator(chart)
+    acc.add(true, pred, weight)
+    return 100.0 * acc.score()
 
 
 # --- permutation importance ----------------------------------------------------------
@@ -224,8 +231,6 @@ def find_labels(scene_path, ds, reference_dir=None):
 
     Returns dict chart -> uint8 (H, W), or None when neither exists.
     """
-    from scenes.reader import open_scene, scene_key
-
     if all(c in ds.variables for c in C.LABEL_CHARTS):
         return {c: np.asarray(ds[c].values) for c in C.LABEL_CHARTS}
     if reference_dir is None:
@@ -252,48 +257,40 @@ def sample_pixels(scene_paths, config, *, n_per_scene: int = DEFAULT_PIXELS_PER_
     Pixels are drawn uniformly, without replacement, from the valid SAR
     pixels whose reference SIC is labelled (from the scene itself or from
     ``reference_dir``), or from all valid pixels of a scene without labels.
-    Each scene's draw is seeded by ``seed`` and the scene key.
+    Each scene's draw is seeded by ``seed`` and the scene key
+    (:func:`models.sampling.draw_uniform`).
     """
-    from featurize import featurize_at, feature_names
-    from models.sampling import scene_seed
-    from scenes.reader import open_scene, scene_key
-
     if int(n_per_scene) < 1:
         raise ValueError(f"n_per_scene must be >= 1, got {n_per_scene}")
-    F = len(feature_names(config))
     Xs, ys, ws, keys, any_labels = [], {c: [] for c in C.LABEL_CHARTS}, [], [], False
     for path in scene_paths:
         ds = open_scene(path, check_values=False)
         try:
             key = scene_key(path)
-            hh = np.asarray(ds[C.SAR_VARS[0]].values)
-            pool = hh != C.SAR_FILL
+            pool = valid_mask(ds)
             labels = find_labels(path, ds, reference_dir)
             if labels is not None:
                 any_labels = True
                 pool &= labels["SIC"] != C.MASK_VALUE
-            idx = np.flatnonzero(pool)
+            rng = np.random.default_rng(scene_seed(seed, key))
+            idx, weight = draw_uniform(pool, n_per_scene, rng)
             if idx.size == 0:
                 log.warning("%s: no valid%s pixels; skipped", key,
                             " labelled" if labels is not None else "")
                 continue
-            rng = np.random.default_rng(scene_seed(seed, key))
-            n_pool = idx.size
-            n = min(int(n_per_scene), n_pool)
-            idx = np.sort(rng.choice(idx, size=n, replace=False))
-            rows, cols = np.divmod(idx, hh.shape[1])
+            rows, cols = np.divmod(idx, pool.shape[1])
             Xs.append(featurize_at(ds, config, rows, cols))
             for c in C.LABEL_CHARTS:
                 ys[c].append(labels[c].ravel()[idx] if labels is not None
-                             else np.full(n, C.MASK_VALUE, np.uint8))
-            ws.append(np.full(n, n_pool / n))
+                             else np.full(idx.size, C.MASK_VALUE, np.uint8))
+            ws.append(weight)
             keys.append(key)
         finally:
             ds.close()
     if not Xs:
         raise ValueError("no valid pixels in the given scenes; pass scenes with SAR data "
                          "(and labels for the permutation importance)")
-    return PixelSample(X=np.concatenate(Xs) if Xs else np.zeros((0, F), np.float32),
+    return PixelSample(X=np.concatenate(Xs),
                        y={c: np.concatenate(v).astype(np.uint8) for c, v in ys.items()},
                        weight=np.concatenate(ws), scene_keys=keys, labelled=any_labels)
 
@@ -327,12 +324,6 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
     -------
     ImportanceResult
     """
-    import pandas as pd
-
-    from featurize import feature_groups
-    from models import load_model
-    from scenes.reader import list_scenes
-
     if isinstance(bundle, (str, Path)):
         bundle = load_model(bundle)
     rows = tree_importance(bundle)
@@ -365,8 +356,6 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
 
 
 def _shap_rows(bundle, sample, max_pixels, seed):
-    from featurize import feature_groups
-
     groups = feature_groups(bundle.feature_config)
     n = sample.X.shape[0]
     order = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7]).permutation(n)
@@ -534,8 +523,6 @@ def plot_groups(result: ImportanceResult, out_png) -> Path:
 def write_importance(result: ImportanceResult, out_dir) -> dict:
     """Write ``importance.csv``, ``importance_features.png``, ``importance_groups.png``
     and ``importance_summary.json`` to ``out_dir``; return ``{name: path}``."""
-    from scenes.reader import atomic_path, atomic_write_text
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "importance.csv", "summary": out_dir / "importance_summary.json"}

@@ -9,7 +9,9 @@ missing chart scores 0.
 Pooling is done by accumulating a confusion matrix per chart
 (:class:`ChartAccumulator`): both scores follow exactly from it, because the
 values are small integers, so 20 real-size scenes never need to be held in
-memory at once. ``tests/test_metrics.py`` checks the result against sklearn.
+memory at once. With per-pixel weights the matrix holds summed weights, and
+the scores are sklearn's with ``sample_weight``. ``tests/test_metrics.py``
+checks the results against sklearn.
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ _N_PRED = 256
 class ChartAccumulator:
     """Confusion matrix of one chart, pooled over scenes.
 
+    ``counts[true, pred]`` counts pixels (int64), or sums their weights
+    (float64) once weighted pixels have been added.
+
     Parameters
     ----------
     chart : {"SIC", "SOD", "FLOE"}
@@ -33,10 +38,12 @@ class ChartAccumulator:
         self.chart = chart
         self.counts = np.zeros((C.N_CLASSES[chart], _N_PRED), np.int64)
 
-    def add(self, true, pred) -> np.ndarray:
+    def add(self, true, pred, weight=None) -> np.ndarray:
         """Add one scene's maps; return that scene's own confusion matrix.
 
         Pixels where ``true == 255`` are ignored; predictions may be any uint8.
+        ``weight`` (optional, same shape, finite and >= 0) weighs each pixel;
+        the matrices are then float64 sums of weights.
         """
         true = np.asarray(true).ravel()
         pred = np.asarray(pred).ravel()
@@ -49,7 +56,19 @@ class ChartAccumulator:
         p = pred[valid].astype(np.int64)
         if p.size and (p.min() < 0 or p.max() >= _N_PRED):
             raise ValueError(f"{self.chart}: predictions must be 0..255")
-        cm = np.bincount(t * _N_PRED + p, minlength=self.counts.size).reshape(self.counts.shape)
+        w = None
+        if weight is not None:
+            weight = np.asarray(weight, dtype=np.float64).ravel()
+            if weight.shape != true.shape:
+                raise ValueError(f"{self.chart}: reference has {true.size} pixels, "
+                                 f"weight {weight.size}")
+            w = weight[valid]
+            if w.size and not (np.isfinite(w).all() and w.min() >= 0):
+                raise ValueError(f"{self.chart}: weights must be finite and >= 0")
+            if self.counts.dtype != np.float64:
+                self.counts = self.counts.astype(np.float64)
+        cm = np.bincount(t * _N_PRED + p, weights=w,
+                         minlength=self.counts.size).reshape(self.counts.shape)
         self.counts += cm
         return cm
 

@@ -14,7 +14,7 @@ import h5netcdf
 import numpy as np
 
 from scenes import contract as C
-from scenes.reader import SceneError, atomic_path, list_scenes, open_scene, scene_key
+from scenes.reader import SceneError, atomic_path, list_scenes, open_scene, scene_key, valid_mask
 
 
 def variable_name(key: str, chart: str) -> str:
@@ -23,10 +23,13 @@ def variable_name(key: str, chart: str) -> str:
 
 
 class SubmissionWriter:
-    """Write a submission scene by scene, atomically.
+    """Write a submission scene by scene, atomically, checked before it is put in place.
 
-    Data go to a temporary file beside ``path``, which replaces ``path`` only
-    when the ``with`` block ends without error; on error nothing is left.
+    Data go to a temporary file beside ``path``. When the ``with`` block ends
+    without error, the file is closed, checked with :func:`validate_submission`
+    against the scene files given to :meth:`add` (when every scene came with
+    its file), and only then replaces ``path``; on any error nothing is left.
+    The predict job (:func:`pipeline.predict.predict_folder`) writes through it.
 
     Examples
     --------
@@ -39,6 +42,7 @@ class SubmissionWriter:
         self._tmp = atomic_path(self.path)
         self._file = None
         self.keys: list[str] = []
+        self.scenes: list[Path | None] = []
 
     def __enter__(self):
         if not self.path.parent.is_dir():
@@ -51,8 +55,12 @@ class SubmissionWriter:
                              "choose a writable output location") from None
         return self
 
-    def add(self, key: str, maps: dict) -> None:
-        """Add the three charts (uint8 class maps of the scene's full shape) of one scene."""
+    def add(self, key: str, maps: dict, scene=None) -> None:
+        """Add the three charts (uint8 class maps of the scene's full shape) of one scene.
+
+        ``scene``, the scene file the maps are of, lets the file be validated
+        against it before it is put in place.
+        """
         if key in self.keys:
             raise ValueError(f"scene {key} added twice to {self.path}")
         for chart in C.LABEL_CHARTS:
@@ -66,33 +74,27 @@ class SubmissionWriter:
             self._file.create_variable(name, dims, np.uint8, data=arr.astype(np.uint8, copy=False),
                                        compression="gzip", compression_opts=1, chunks=chunks)
         self.keys.append(key)
-
-    @property
-    def tmp_path(self) -> Path:
-        """The temporary file being written (renamed to ``path`` on success)."""
-        return self._tmp
+        self.scenes.append(None if scene is None else Path(scene))
 
     def close(self) -> None:
-        """Finish writing (so the temporary file can be checked) before the rename."""
+        """Finish writing the temporary file."""
         if self._file is not None:
             self._file.close()
             self._file = None
 
     def __exit__(self, exc_type, exc, tb):
-        self.close()
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
+        try:
+            self.close()
+            if exc_type is None:
+                if self.scenes and all(s is not None for s in self.scenes):
+                    problems = validate_submission(self._tmp, self.scenes)
+                    if problems:
+                        raise RuntimeError(f"{self.path}: the written submission is invalid "
+                                           f"({problems[0]}); please report this bug")
+                os.replace(self._tmp, self.path)
+        finally:
             self._tmp.unlink(missing_ok=True)
         return False
-
-
-def write_submission(path, maps_by_key: dict) -> Path:
-    """Write ``{key: {chart: uint8 map}}`` as a submission file; return its path."""
-    with SubmissionWriter(path) as sub:
-        for key, maps in maps_by_key.items():
-            sub.add(key, maps)
-    return Path(path)
 
 
 def open_submission(path) -> h5netcdf.File:
@@ -160,7 +162,7 @@ def validate_submission(path, scenes) -> list[str]:
                                         f"(full 80 m shape of {scene_path.name})")
                         continue
                     if valid is None:
-                        valid = ds[C.SAR_VARS[0]].values != C.SAR_FILL
+                        valid = valid_mask(ds)
                     values = var[...][valid]
                     if values.size and values.max() >= C.N_CLASSES[chart]:
                         problems.append(f"{path}: {name}: class {int(values.max())} out of range "

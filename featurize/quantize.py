@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenes.contract import SAR_VARS, meanstd, to_physical
+from scenes.contract import SAR_BANDS, SAR_VARS, meanstd
 
 #: Fixed physical range (dB) quantised per band, keyed by contract variable.
 DB_RANGES = {
-    "nersc_sar_primary": (-30.0, 0.0),     # HH
-    "nersc_sar_secondary": (-38.0, -10.0),  # HV
+    SAR_BANDS["hh"]: (-30.0, 0.0),
+    SAR_BANDS["hv"]: (-38.0, -10.0),
 }
 _ALIASES = {
-    "hh": "nersc_sar_primary", "primary": "nersc_sar_primary",
-    "nersc_sar_primary": "nersc_sar_primary",
-    "hv": "nersc_sar_secondary", "secondary": "nersc_sar_secondary",
-    "nersc_sar_secondary": "nersc_sar_secondary",
+    **SAR_BANDS,
+    "primary": SAR_BANDS["hh"], "secondary": SAR_BANDS["hv"],
+    **{v: v for v in SAR_BANDS.values()},
 }
 
 
@@ -95,14 +94,3 @@ def quantize_db(db, band: str, levels: int) -> np.ndarray:
     np.clip(scaled, 0, levels - 1, out=scaled)
     scaled[nan] = fill_level(var, levels)
     return scaled.astype(np.uint8)
-
-
-def quantize_zscore(z, band: str, levels: int) -> np.ndarray:
-    """Z-scored scene variable -> uint8 grey levels (see :func:`quantize_db`).
-
-    ``z`` is ``nersc_sar_primary`` / ``nersc_sar_secondary`` as stored in a
-    scene; its fill value 0.0 de-scales to the global mean and so lands on
-    :func:`fill_level`, like NaN.
-    """
-    var = band_var(band)
-    return quantize_db(to_physical(var, z), var, levels)

@@ -5,37 +5,51 @@ Layout of a model folder::
     SIC.txt, SOD.txt, FLOE.txt   booster.save_model text (best iteration only)
     manifest.json                everything needed to use them again
 
-The manifest records the feature names in order and the
-``FeatureConfig.to_dict()`` they came from, the classes, the SIC mode, the
-smoothing specs, the lattice stride, the estimator parameters, the training
-settings (seed, pixels, scenes) and validation scores, and the versions of
-LightGBM, numpy and this package. Nothing is pickled.
+The manifest (:class:`models.manifest.Manifest`, format
+:data:`~models.manifest.FORMAT_VERSION`) records the feature names in order
+and the ``FeatureConfig.to_dict()`` they came from, the classes, the SIC
+mode, the smoothing specs, the lattice stride, the estimator parameters, the
+training settings (seed, pixels, scenes) and validation scores, the versions
+of LightGBM, numpy and this package, and the name, size and SHA-256 of each
+model file. Nothing is pickled.
 
 A folder is written to a temporary sibling and renamed into place, so a
-crash never leaves a half-written model. :func:`load_model` refuses a model
-whose features the current featurize code no longer produces the same way.
+crash never leaves a half-written model. :func:`load_model` checks the
+manifest, then each file's size and SHA-256 before LightGBM parses it (a
+damaged model text can abort the process inside LightGBM), and refuses a
+model whose features the current featurize code no longer produces the same
+way.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
+from sklearn.base import RegressorMixin
 
+from featurize import FeatureConfig, feature_names
 from scenes import contract as C
 
-from . import smoothing
-from .estimator import IceClassifier, IceRegressor
-from .predict import SIC_MODES, WATER_RULES
+from .estimator import ESTIMATOR_CLASSES, lgb_feature_names
+from .manifest import FORMAT_VERSION, EstimatorRecord, Manifest, ManifestError, ModelFile
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "ModelBundle", "load_model", "save_model",
+           "versions"]
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
-_RETRAIN = "retrain it with `python run.py train` (or models.train.train_models)"
+_RETRAIN = "retrain it with `seaice train` (or pipeline.train_models)"
 
 
 @dataclass
@@ -45,7 +59,8 @@ class ModelBundle:
     Attributes
     ----------
     model_dir : Path
-    manifest : dict
+    manifest : models.manifest.Manifest
+        The checked manifest (a format-1 one upgraded, its files unchecked).
     feature_config : featurize.FeatureConfig
     feature_names : list of str
     models : dict chart -> fitted IceRegressor / IceClassifier
@@ -61,7 +76,7 @@ class ModelBundle:
     """
 
     model_dir: Path
-    manifest: dict
+    manifest: Manifest
     feature_config: object
     feature_names: list
     models: dict
@@ -74,31 +89,19 @@ class ModelBundle:
 
 def versions() -> dict:
     """Versions of the libraries a model depends on."""
-    import lightgbm
-    from importlib import metadata
     try:
         pkg = metadata.version("seaice-gbm")
     except metadata.PackageNotFoundError:
         pkg = "unknown (not installed)"
-    return {"lightgbm": lightgbm.__version__, "numpy": np.__version__, "seaice-gbm": pkg,
+    return {"lightgbm": lgb.__version__, "numpy": np.__version__, "seaice-gbm": pkg,
             "python": platform.python_version()}
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    return x
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def save_model(out_dir, *, models: dict, manifest: dict, overwrite: bool = False) -> dict:
+def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = False) -> Manifest:
     """Write a model folder atomically.
 
     Parameters
@@ -107,26 +110,25 @@ def save_model(out_dir, *, models: dict, manifest: dict, overwrite: bool = False
         Folder to create.
     models : dict chart -> fitted estimator
         ``"SIC"``, ``"SOD"``, ``"FLOE"``.
-    manifest : dict
-        Must hold ``feature_names``, ``feature_config``, ``sic_mode``,
-        ``water_rule``, ``water_threshold``, ``smoothing``, ``stride``;
-        versions, classes and file names are added.
+    manifest : models.manifest.Manifest
+        What the train job decided and recorded; its ``versions``,
+        ``classes``, ``estimators`` and ``files`` are filled (replaced) here.
     overwrite : bool
         Replace an existing folder (only if it is a model folder or empty).
 
     Returns
     -------
-    dict
-        The manifest as written (with the added entries).
+    models.manifest.Manifest
+        The manifest as written, with each file's name, size and SHA-256.
     """
     out_dir = Path(out_dir)
+    if not isinstance(manifest, Manifest):
+        raise TypeError(f"save_model takes a models.manifest.Manifest, got "
+                        f"{type(manifest).__name__}; build one with Manifest(...) or "
+                        "Manifest.from_dict")
     missing = [c for c in C.LABEL_CHARTS if c not in models]
     if missing:
         raise ValueError(f"save_model needs a model per chart; missing {missing}")
-    for key in ("feature_names", "feature_config", "sic_mode", "water_rule", "water_threshold",
-                "smoothing", "stride"):
-        if key not in manifest:
-            raise ValueError(f"save_model: manifest lacks {key!r}")
     if out_dir.exists():
         if not out_dir.is_dir():
             raise ValueError(f"{out_dir} exists and is not a folder; choose another output path")
@@ -137,19 +139,22 @@ def save_model(out_dir, *, models: dict, manifest: dict, overwrite: bool = False
             raise ValueError(f"{out_dir} is not a model folder (no {MANIFEST}); refusing to "
                              "replace it, choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    full = dict(manifest)
-    full["format_version"] = FORMAT_VERSION
-    full["versions"] = versions()
-    full["classes"] = {c: list(range(C.N_CLASSES[c])) for c in C.LABEL_CHARTS}
-    full["files"] = {c: f"{c}.txt" for c in C.LABEL_CHARTS}
-    full["estimators"] = {c: {"class": type(m).__name__, "params": m.get_params(),
-                              "best_iteration": int(m.best_iteration_)}
-                          for c, m in models.items() if c in C.LABEL_CHARTS}
+    estimators = {c: EstimatorRecord(class_name=type(models[c]).__name__,
+                                     params=models[c].get_params(),
+                                     best_iteration=int(models[c].best_iteration_))
+                  for c in C.LABEL_CHARTS}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        files = {}
         for chart in C.LABEL_CHARTS:
-            models[chart].save_model(tmp / full["files"][chart])
-        text = json.dumps(_jsonable(full), indent=2, sort_keys=True)
+            path = tmp / f"{chart}.txt"
+            models[chart].save_model(path)
+            data = path.read_bytes()
+            files[chart] = ModelFile(name=path.name, size=len(data), sha256=_sha256(data))
+        full = replace(manifest, versions=versions(),
+                       classes={c: tuple(range(C.N_CLASSES[c])) for c in C.LABEL_CHARTS},
+                       estimators=estimators, files=files)
+        text = json.dumps(full.to_dict(), indent=2, sort_keys=True)
         (tmp / MANIFEST).write_text(text + "\n")
         os.chmod(tmp, 0o755)
         if out_dir.exists():
@@ -162,100 +167,130 @@ def save_model(out_dir, *, models: dict, manifest: dict, overwrite: bool = False
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return json.loads(text)
+    return full
 
 
 def _fail(model_dir, problem, fix=_RETRAIN):
     raise ValueError(f"model {model_dir}: {problem}; {fix}")
 
 
-def _first_difference(a, b):
+def _one_line(e, limit=200):
+    return " ".join(str(e).split())[:limit]
+
+
+def _first_difference(a, b, what=("in the model", "now")):
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
-            return f"feature {i} is {x!r} in the model but {y!r} now"
-    return f"the model has {len(a)} features, the current code {len(b)}"
+            return f"feature {i} is {x!r} {what[0]} but {y!r} {what[1]}"
+    return f"{len(a)} features {what[0]}, {len(b)} {what[1]}"
+
+
+def read_manifest(model_dir) -> Manifest:
+    """The checked :class:`~models.manifest.Manifest` of a model folder (ValueError: one line)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        _fail(model_dir, "is not a folder", "pass the folder written by `seaice train`")
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        _fail(model_dir, f"has no {MANIFEST}", "pass a folder written by `seaice train`")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        _fail(model_dir, f"{MANIFEST} is not valid JSON ({_one_line(e)})")
+    try:
+        return Manifest.from_dict(raw, source=f"model {model_dir}")
+    except ManifestError as e:
+        raise ValueError(f"model {model_dir}: {e}") from None
+
+
+def _read_checked(model_dir: Path, file: ModelFile) -> str:
+    """The text of one model file, checked against the manifest before anything parses it."""
+    path = model_dir / file.name
+    if path.is_symlink():
+        target = path.resolve()
+        if target.parent != model_dir.resolve():
+            _fail(model_dir, f"model file {file.name} is a link to {target}, outside the model "
+                             "folder; refusing to read it")
+    if not path.is_file():
+        _fail(model_dir, f"model file {file.name} is missing")
+    if file.checked:
+        size = path.stat().st_size
+        if size != file.size:
+            _fail(model_dir, f"model file {file.name} has {size} bytes, the manifest says "
+                             f"{file.size} (truncated or replaced)")
+    data = path.read_bytes()
+    if file.checked and _sha256(data) != file.sha256:
+        _fail(model_dir, f"model file {file.name} is damaged: its SHA-256 differs from the "
+                         "manifest's")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(model_dir, f"model file {file.name} is not LightGBM model text")
 
 
 def load_model(model_dir) -> ModelBundle:
-    """Load a model folder, checking it against the current featurize code.
+    """Load a model folder, checking it against its manifest and the current featurize code.
+
+    Checks, in order: the manifest (types and values; a format-1 manifest is
+    upgraded with a warning that its files cannot be checked); the feature
+    config and names against what the current featurize code produces; each
+    model file's name (a plain name inside the folder), size and SHA-256,
+    before LightGBM parses it; the booster's feature names against the
+    manifest's. Warns when the model was written by another LightGBM version.
 
     Raises
     ------
     ValueError
-        One line naming the folder and the fix: missing or corrupt files, or a
-        manifest whose features the current code does not reproduce.
+        One line naming the folder and the fix: missing or damaged files, a
+        malformed manifest, or one whose features the current code does not
+        reproduce.
     """
-    import lightgbm as lgb
-
-    from featurize import FeatureConfig, feature_names, radiometer
-
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        _fail(model_dir, "is not a folder", "pass the folder written by `python run.py train`")
-    path = model_dir / MANIFEST
-    if not path.is_file():
-        _fail(model_dir, f"has no {MANIFEST}", "pass a folder written by `python run.py train`")
-    try:
-        man = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        _fail(model_dir, f"{MANIFEST} is not valid JSON ({' '.join(str(e).split())})")
-    if not isinstance(man, dict):
-        _fail(model_dir, f"{MANIFEST} is not a JSON object")
-    if man.get("format_version") != FORMAT_VERSION:
-        _fail(model_dir, f"manifest format_version is {man.get('format_version')!r}, "
-                         f"this code reads {FORMAT_VERSION}")
-    need = ("feature_names", "feature_config", "sic_mode", "water_rule", "smoothing", "stride",
-            "files", "estimators")
-    lacking = [k for k in need if k not in man]
-    if lacking:
-        _fail(model_dir, f"{MANIFEST} lacks {lacking}")
-    stored = man["feature_config"]
-    if isinstance(stored, dict) and "era5_features" not in stored:
-        # Written before era5_features existed, when the era5 group held every ERA5 field.
-        stored = {**stored, "era5_features": list(radiometer.ERA5_FEATURES)}
+    man = read_manifest(model_dir)
+    stored = man.feature_config
     try:
         config = FeatureConfig.from_dict(stored)
     except (TypeError, ValueError) as e:
         _fail(model_dir, "its feature_config does not fit the current featurize code "
-                         f"({' '.join(str(e).split())})")
-    names = [str(n) for n in man["feature_names"]]
+                         f"({_one_line(e, 400)})")
+    names = list(man.feature_names)
     current = feature_names(config)
     if names != current or config.to_dict() != stored:
         what = _first_difference(names, current) if names != current else \
             "its feature_config does not round-trip through the current FeatureConfig"
         _fail(model_dir, f"its features do not match what the current featurize code "
                          f"produces for its config ({what})")
-    mode = man["sic_mode"]
-    if mode not in SIC_MODES:
-        _fail(model_dir, f"unknown sic_mode {mode!r} (known: {SIC_MODES})")
-    if man["water_rule"] not in WATER_RULES:
-        _fail(model_dir, f"unknown water_rule {man['water_rule']!r} (known: {WATER_RULES})")
-    threshold = man.get("water_threshold", 0.5)
-    if not isinstance(threshold, (int, float)) or not 0 < threshold < C.N_CLASSES["SIC"]:
-        _fail(model_dir, f"bad water_threshold {threshold!r} in {MANIFEST}")
-    try:
-        specs = {c: smoothing.check_spec(man["smoothing"].get(c)) for c in C.LABEL_CHARTS}
-        stride = int(man["stride"])
-        if stride < 1:
-            raise ValueError(f"stride {stride}")
-    except (AttributeError, TypeError, ValueError) as e:
-        _fail(model_dir, f"bad smoothing/stride in {MANIFEST} ({' '.join(str(e).split())})")
+    contract = {c: tuple(range(C.N_CLASSES[c])) for c in C.LABEL_CHARTS}
+    if man.classes != contract:
+        _fail(model_dir, f"its classes {man.classes} differ from the current contract's")
+    written = man.versions.get("lightgbm")
+    if written != lgb.__version__:
+        log.warning("model %s was written with LightGBM %s, this is LightGBM %s; it loads, but "
+                    "check its predictions or retrain it", model_dir, written, lgb.__version__)
+    want = lgb_feature_names(names)
     models = {}
     for chart in C.LABEL_CHARTS:
-        file = model_dir / str(man["files"].get(chart, f"{chart}.txt"))
-        if not file.is_file():
-            _fail(model_dir, f"model file {file.name} is missing")
+        file = man.files[chart]
+        text = _read_checked(model_dir, file)
         try:
-            booster = lgb.Booster(model_file=str(file))
+            booster = lgb.Booster(model_str=text)
         except Exception as e:  # LightGBMError, or a parse error surfacing as another type
-            _fail(model_dir, f"model file {file.name} is corrupt "
-                             f"({' '.join(str(e).split())[:200]})")
-        info = man["estimators"].get(chart, {})
-        regress = chart == "SIC" and mode == "regression"
-        cls = IceRegressor if regress else IceClassifier
-        if info.get("class") not in (None, cls.__name__):
-            _fail(model_dir, f"{chart} was saved as {info.get('class')}, expected {cls.__name__}")
-        params = {k: v for k, v in info.get("params", {}).items()
+            _fail(model_dir, f"model file {file.name} is corrupt ({_one_line(e)})")
+        have = booster.feature_name()
+        if have != want:
+            what = _first_difference(have, want, ("in the file", "in the manifest"))
+            _fail(model_dir, f"model file {file.name} does not fit the manifest: its feature "
+                             f"names differ ({what})")
+        info = man.estimators[chart]
+        cls = ESTIMATOR_CLASSES.get(info.class_name)
+        if cls is None:
+            _fail(model_dir, f"{chart} was saved as {info.class_name}, which this code does not "
+                             f"know (known: {sorted(ESTIMATOR_CLASSES)})")
+        regress = chart == "SIC" and man.sic_mode == "regression"
+        if regress != issubclass(cls, RegressorMixin):
+            _fail(model_dir, f"{chart} was saved as {info.class_name}, which does not fit "
+                             f"sic_mode {man.sic_mode!r}")
+        params = {k: v for k, v in info.params.items()
                   if k in cls().get_params() and k != "n_jobs"}
         params["n_classes"] = C.N_CLASSES[chart]
         if isinstance(params.get("class_weight_clip"), list):
@@ -265,6 +300,6 @@ def load_model(model_dir) -> ModelBundle:
         except ValueError as e:
             _fail(model_dir, f"model file {file.name} does not fit the manifest ({e})")
     return ModelBundle(model_dir=model_dir, manifest=man, feature_config=config,
-                       feature_names=names, models=models, sic_mode=mode, smoothing=specs,
-                       stride=stride, water_rule=man["water_rule"],
-                       water_threshold=float(threshold))
+                       feature_names=names, models=models, sic_mode=man.sic_mode,
+                       smoothing=dict(man.smoothing), stride=man.stride,
+                       water_rule=man.water_rule, water_threshold=man.water_threshold)

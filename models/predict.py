@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from featurize import featurize_at, featurize_blocks
 from scenes import contract as C
 
 from . import _kernels, smoothing
@@ -43,10 +43,25 @@ DEFAULT_STRIDE = 12
 SIC_MODES = ("regression", "argmax", "expected")
 #: Which model decides open water for all three maps (see the module docstring).
 WATER_RULES = ("sic", "classifiers")
+#: Model keys of a system: the SIC regressor, the SIC classifier, SOD, FLOE.
+MODEL_KEYS = ("SIC_regression", "SIC_classification", "SOD", "FLOE")
 #: SIC values below which "sic" calls open water, tried on validation scenes.
 WATER_THRESHOLDS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5)
 #: Lattice points featurized and predicted at a time (bounds memory).
 MAX_POINTS = 1 << 18
+
+
+def sic_model_key(sic_mode: str) -> str:
+    """Which SIC model a SIC mode uses: the regressor, or the classifier."""
+    if sic_mode not in SIC_MODES:
+        raise ValueError(f"SIC mode must be one of {SIC_MODES}, got {sic_mode!r}")
+    return "SIC_regression" if sic_mode == "regression" else "SIC_classification"
+
+
+def bundle_models(bundle) -> dict:
+    """A loaded bundle's three models by model key (see :data:`MODEL_KEYS`)."""
+    return {sic_model_key(bundle.sic_mode): bundle.models["SIC"], "SOD": bundle.models["SOD"],
+            "FLOE": bundle.models["FLOE"]}
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,7 @@ def scan_scene(ds, lattice: Lattice, *, composite: bool = False, out_rows=None,
         r1 = min(H, r0 + chunk)
         sl = {C.SAR_DIMS[0]: slice(r0, r1)}
         hh = np.asarray(ds[C.SAR_VARS[0]].isel(sl).values)
-        valid = hh != C.SAR_FILL
+        valid = C.sar_valid(hh)
         sel = (out_rows >= r0) & (out_rows < r1)
         if sel.any():
             valid_out[sel] = valid[out_rows[sel] - r0][:, out_cols]
@@ -193,8 +208,6 @@ def lattice_predict(ds, config, models: dict, lattice: Lattice, valid_l, *,
         ``"SOD_proba"``, ``"FLOE_proba"`` float32 (K, Hl, Wl). ``timings``
         (a dict), if given, gets the seconds spent on ``features`` and ``boosting``.
     """
-    from featurize import featurize_at, featurize_blocks
-
     out = empty_outputs(models, lattice.lattice_shape)
     spent = {"features": 0.0, "boosting": 0.0}
     if lattice.stride == 1:
@@ -332,8 +345,8 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     ----------
     ds : xarray.Dataset
         A train or test scene from :func:`scenes.reader.open_scene`.
-    bundle : models.persistence.ModelBundle or path
-        A trained model (a model folder path is loaded).
+    bundle : models.persistence.ModelBundle
+        A loaded model folder (:func:`models.persistence.load_model`).
     stride : int, optional
         Lattice step in SAR pixels (default: the bundle's, chosen when
         training); 1 predicts every pixel (small scenes only).
@@ -349,9 +362,6 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     -------
     dict chart -> uint8 (H, W)
     """
-    if isinstance(bundle, (str, Path)):
-        from .persistence import load_model
-        bundle = load_model(bundle)
     clock = time.perf_counter
     t0 = clock()
     shape = _sar_shape(ds)
@@ -360,8 +370,7 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     need_comp = any(smoothing_spec_is_slic(s) for s in specs.values())
     valid_out, valid_l, comp = scan_scene(ds, lattice, composite=need_comp)
     t1 = clock()
-    models = {("SIC_regression" if bundle.sic_mode == "regression" else "SIC_classification"):
-              bundle.models["SIC"], "SOD": bundle.models["SOD"], "FLOE": bundle.models["FLOE"]}
+    models = bundle_models(bundle)
     phases = {}
     lat = lattice_predict(ds, bundle.feature_config, models, lattice, valid_l,
                           block_rows=block_rows, timings=phases)

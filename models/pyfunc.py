@@ -16,12 +16,12 @@ scene file (``*_prep.nc``, train or test layout), for example::
 Output: a DataFrame with one row per input row and the columns ``scene``
 (the 19-character scene key) and ``SIC``, ``SOD``, ``FLOE``, each a uint8
 class map at the scene's full 80 m shape: exactly the maps
-:func:`models.predict_scene` and ``run.py predict`` produce (and write to the
+:func:`models.predict_scene` and ``seaice predict`` produce (and write to the
 submission as ``{scene}_{chart}``).
 
 Params (``model.predict(df, params={...})``): ``stride`` (int, lattice step
 in SAR pixels; 0 = the model's) and ``smoothing`` (bool, default True), as
-``run.py predict --stride / --no-smoothing``.
+``seaice predict --stride / --no-smoothing``.
 
 The input example logged with the model names a tiny synthetic test scene
 that existed while the model was logged: it shows the format only.
@@ -32,6 +32,16 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
+
+from scenes.contract import LABEL_CHARTS
+from scenes.reader import list_scenes, open_scene, scene_key
+from scenes.synth import write_synthetic_dataset
+
+from .persistence import load_model
+from .predict import predict_scene
 
 #: Input column holding the scene file paths.
 INPUT_COLUMN = "scene_path"
@@ -59,15 +69,9 @@ class SeaIceChartModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: scene file paths -> SIC, SOD, FLOE maps (see the module doc)."""
 
     def load_context(self, context):
-        from .persistence import load_model
-
         self.bundle = load_model(context.artifacts[ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
-        from scenes.reader import open_scene, scene_key
-
-        from .predict import predict_scene
-
         params = params or {}
         stride = int(params.get("stride") or 0) or None
         smoothing = bool(params.get("smoothing", True))
@@ -84,12 +88,6 @@ class SeaIceChartModel(mlflow.pyfunc.PythonModel):
 
 def signature():
     """Input, output and params schema of :class:`SeaIceChartModel`."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import Array
-
-    from scenes.contract import LABEL_CHARTS
-
     maps = [ColSpec(Array(Array(DataType.integer)), c) for c in LABEL_CHARTS]
     return ModelSignature(
         inputs=Schema([ColSpec(DataType.string, INPUT_COLUMN)]),
@@ -115,7 +113,7 @@ def log_model(model_dir, *, name: str = "model", registered_model_name=None):
     Parameters
     ----------
     model_dir : path
-        A model folder written by :func:`models.train_models`.
+        A model folder written by :func:`pipeline.train_models`.
     name : str
         Name of the logged model (``runs:/<run id>/<name>``).
     registered_model_name : str, optional
@@ -125,11 +123,6 @@ def log_model(model_dir, *, name: str = "model", registered_model_name=None):
     -------
     mlflow.models.model.ModelInfo
     """
-    from scenes.reader import list_scenes
-    from scenes.synth import write_synthetic_dataset
-
-    from .persistence import load_model
-
     load_model(model_dir)  # refuse a broken folder before copying it
     with tempfile.TemporaryDirectory(prefix="seaice-example-") as tmp:
         write_synthetic_dataset(tmp, n_train=0, n_test=1, size=EXAMPLE_SHAPE, seed=0,

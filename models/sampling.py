@@ -14,9 +14,9 @@ carries a population weight per chart: the number of scene pixels of its
 class divided by the number of drawn rows of that class (0 where masked).
 Weighted, the sample stands for the pooled pixels the challenge scores.
 
-Features are computed only at the drawn pixels. Scenes run in parallel
-(joblib); each scene's draw is seeded by the seed and the scene key, so the
-result does not depend on ``n_jobs``.
+Features are computed only at the drawn pixels. Each scene's draw is seeded
+by the seed and the scene key, so the result does not depend on how scenes
+are run (joblib here, or the scene runner of :mod:`pipeline`).
 """
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes import contract as C
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
-#: A scene draws at most this many pixels unless told otherwise.
-DEFAULT_N_PER_SCENE = 100_000
+from featurize import FeatureConfig, featurize_at, feature_names as names_of
+from scenes import contract as C
+from scenes.reader import open_scene, scene_key, valid_mask
 
 
 @dataclass
@@ -108,6 +110,38 @@ def sqrt_allocation(counts, budget: int) -> np.ndarray:
     return alloc
 
 
+def draw_uniform(pool, n_max: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Flat pixel indices drawn uniformly from ``pool``, and each row's population weight.
+
+    The unstratified counterpart of :func:`draw_scene` (used to sample
+    pixels for evaluation, e.g. :mod:`evaluation.importance`).
+
+    Parameters
+    ----------
+    pool : bool array (H, W) or (N,)
+        Pixels that may be drawn.
+    n_max : int
+        Most pixels to draw; all of the pool when it holds fewer.
+    rng : numpy.random.Generator
+        One ``rng.choice`` call draws, without replacement (nothing is drawn
+        from an empty pool).
+
+    Returns
+    -------
+    idx : int64 (n,)
+        Sorted flat indices into ``pool`` (n = min(n_max, pool size)).
+    weight : float64 (n,)
+        Pool pixels each row stands for, ``pool size / n``.
+    """
+    idx = np.flatnonzero(np.asarray(pool, dtype=bool))
+    n_pool = idx.size
+    n = min(int(n_max), n_pool)
+    if n < 1:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    idx = np.sort(rng.choice(idx, size=n, replace=False))
+    return idx.astype(np.int64, copy=False), np.full(n, n_pool / n)
+
+
 def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
     """Flat pixel indices drawn from one scene, and each row's population weight.
 
@@ -155,15 +189,12 @@ def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
 
 def _open(scene):
     if isinstance(scene, (str, Path)):
-        from scenes.reader import open_scene, scene_key
         return open_scene(scene), scene_key(scene)
     key = str(scene.attrs.get("scene_id", "scene"))[: C.KEY_LENGTH]
     return scene, key
 
 
 def _default_featurizer(config):
-    from featurize import featurize_at
-
     def featurize(ds, rows, cols):
         return featurize_at(ds, config, rows, cols)
     return featurize
@@ -193,10 +224,8 @@ def sample_scene(scene, *, n_max: int, seed: int, config=None, featurizer=None) 
         if missing:
             raise ValueError(f"scene {key} lacks label variables {missing}; "
                              "train on training scenes (*_prep.nc with SIC, SOD, FLOE)")
-        hh = np.asarray(ds[C.SAR_VARS[0]].values)
-        H, W = hh.shape
-        valid = hh != C.SAR_FILL
-        del hh
+        valid = valid_mask(ds)
+        H, W = valid.shape
         labels = {c: np.asarray(ds[c].values) for c in C.LABEL_CHARTS}
         rng = np.random.default_rng(scene_seed(seed, key))
         idx, weight = draw_scene(valid, labels, int(n_max), rng)
@@ -252,13 +281,16 @@ def concat_samples(parts, feature_names, n_max_rows=None) -> TrainingSet:
 
 def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: int = 0,
                        n_jobs: int = -1, progress: bool = True, featurizer=None,
-                       feature_names=None, runner=None) -> TrainingSet:
-    """Sample about ``n_pixels`` training pixels over ``scenes``.
+                       feature_names=None) -> TrainingSet:
+    """Sample about ``n_pixels`` training pixels over ``scenes`` (joblib over scenes).
+
+    The train job (:mod:`pipeline.train`) runs :func:`sample_scene` through
+    its scene runner instead (Dask, cache, bad scenes); both give the same set.
 
     Parameters
     ----------
     scenes : list of paths (or in-memory datasets)
-        Training scenes; each gets ``n_pixels // len(scenes)`` draws at most.
+        Training scenes; each gets :func:`pixels_per_scene` draws at most.
     config : featurize.FeatureConfig, optional
     n_pixels : int
     seed : int
@@ -269,43 +301,34 @@ def build_training_set(scenes, *, config=None, n_pixels: int = 2_000_000, seed: 
     featurizer : callable, optional
         ``(ds, rows, cols) -> (N, F)``; give ``feature_names`` with it.
     feature_names : list of str, optional
-    runner : models.batch.SceneRunner, optional
-        Runs the scenes (scene paths only) instead of joblib: on a Dask
-        cluster, through a per-scene cache, skipping bad scenes.
 
     Returns
     -------
     TrainingSet
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
     scenes = list(scenes)
-    if not scenes:
-        raise ValueError("no training scenes given; pass a folder or list of *_prep.nc files")
-    if int(n_pixels) < len(scenes):
-        raise ValueError(f"n_pixels={n_pixels} is fewer than one per scene "
-                         f"({len(scenes)} scenes); ask for more pixels")
+    n_max = pixels_per_scene(n_pixels, len(scenes))
     if featurizer is None:
-        from featurize import FeatureConfig, feature_names as names_of
         config = FeatureConfig() if config is None else config
         feature_names = names_of(config)
     elif feature_names is None:
         raise ValueError("a custom featurizer needs its feature_names")
-    n_max = int(n_pixels) // len(scenes)
-    if runner is not None:
-        # A custom featurizer is code the cache cannot key on: not cached.
-        cache_config = sampling_cache_config(config, seed, n_max) if featurizer is None else None
-        parts = (part for _, part in runner.map(
-            sample_scene, scenes, task="sample", desc="sampling scenes", cache_config=cache_config,
-            kwargs=dict(n_max=n_max, seed=seed, config=config, featurizer=featurizer)))
-        return concat_samples(parts, feature_names, n_max_rows=n_max * len(scenes))
     jobs = (delayed(sample_scene)(s, n_max=n_max, seed=seed, config=config,
                                   featurizer=featurizer) for s in scenes)
     runner = Parallel(n_jobs=-1 if n_jobs is None else int(n_jobs), return_as="generator")
     parts = tqdm(runner(jobs), total=len(scenes), desc="sampling scenes",
                  disable=not progress, unit="scene")
     return concat_samples(parts, feature_names, n_max_rows=n_max * len(scenes))
+
+
+def pixels_per_scene(n_pixels: int, n_scenes: int) -> int:
+    """Most pixels each of ``n_scenes`` scenes draws for ``n_pixels`` in all."""
+    if n_scenes < 1:
+        raise ValueError("no training scenes given; pass a folder or list of *_prep.nc files")
+    if int(n_pixels) < n_scenes:
+        raise ValueError(f"n_pixels={n_pixels} is fewer than one per scene "
+                         f"({n_scenes} scenes); ask for more pixels")
+    return int(n_pixels) // n_scenes
 
 
 def sampling_cache_config(config, seed: int, n_max: int) -> dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from scenes import contract as C
+from scenes.reader import open_scene
 
 #: Random splits compared when label counts are given.
 N_DRAWS = 200
@@ -40,8 +41,6 @@ def scene_label_counts(path, step: int = LABEL_STEP) -> dict:
     dict
         ``{chart: int64 array (n_classes,)}``; 255 (masked) is not counted.
     """
-    from scenes.reader import open_scene
-
     ds = open_scene(path, kind="train", validate=False)
     try:
         out = {}

@@ -24,6 +24,8 @@ GRID2KM_FACTOR = 25
 # --- variables --------------------------------------------------------------
 LABEL_CHARTS = ("SIC", "SOD", "FLOE")
 SAR_VARS = ("nersc_sar_primary", "nersc_sar_secondary")
+#: Contract variable of each SAR band (HH is the primary, HV the secondary channel).
+SAR_BANDS = {"hh": "nersc_sar_primary", "hv": "nersc_sar_secondary"}
 SAR_GRID_VARS = SAR_VARS + ("sar_incidenceangle", "distance_map")
 AMSR2_VARS = tuple(
     f"btemp_{freq}{pol}"
@@ -55,6 +57,17 @@ VAR_DTYPES = {
 MASK_VALUE = 255
 #: Invalid SAR-grid input pixels are exactly this value (after z-scoring).
 SAR_FILL = 0.0
+
+
+
+def sar_valid(hh) -> np.ndarray:
+    """Valid SAR pixels of ``nersc_sar_primary`` values: every pixel that is not the fill.
+
+    The one definition of "valid" for every layer (features, sampling,
+    prediction, validation, figures): HV shares HH's fill.
+    """
+    return np.asarray(hh) != SAR_FILL
+
 
 # --- classes ----------------------------------------------------------------
 N_CLASSES = {"SIC": 11, "SOD": 6, "FLOE": 7}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import uuid
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def _check_values(ds: xr.Dataset, path, kind: str) -> None:
                     raise SceneError(path, var, "holds NaN or infinite values",
                                      "invalid SAR-grid pixels must be exactly 0.0 (the contract's fill)")
                 if var == C.SAR_VARS[0]:
-                    n_valid += int(np.count_nonzero(block))
+                    n_valid += int(np.count_nonzero(C.sar_valid(block)))
         for var in C.GRID2KM_VARS:
             if not np.isfinite(ds[var].values).all():
                 raise SceneError(path, var, "holds NaN or infinite values",
@@ -218,6 +219,14 @@ def _check_values(ds: xr.Dataset, path, kind: str) -> None:
         if n_valid == 0:
             raise SceneError(path, C.SAR_VARS[0], "has no valid pixel (all 0.0 = no data)",
                              "remove this scene from the folder")
+
+
+def valid_mask(ds: xr.Dataset, rows: slice | None = None) -> np.ndarray:
+    """Valid SAR pixels of a scene (:func:`scenes.contract.sar_valid`); ``rows`` an optional slice."""
+    hh = ds[C.SAR_VARS[0]]
+    if rows is not None:
+        hh = hh.isel({C.SAR_DIMS[0]: rows})
+    return C.sar_valid(hh.values)
 
 
 def iter_scenes(path, *, kind: str | None = None, **kwargs):
@@ -235,21 +244,64 @@ def iter_scenes(path, *, kind: str | None = None, **kwargs):
             ds.close()
 
 
+def _host() -> str:
+    """This machine's name without dots, so temporary names parse back."""
+    return socket.gethostname().replace(".", "-") or "localhost"
+
+
+_TMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+
+
 def atomic_path(final) -> Path:
     """A temporary sibling of ``final`` to write to before ``os.replace``.
 
-    Unique per call (process id and a random token), so concurrent writers of
-    one file, even on a shared file system, never share a temporary.
+    Unique per call (host, process id and a random token), so concurrent
+    writers of one file, even on a shared file system, never share a
+    temporary, and :func:`remove_stale_tmp` can tell whose it is.
     """
     final = Path(final)
-    return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    return final.with_name(f".{final.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def atomic_owner(path, final) -> int | None:
-    """Process id that made ``path`` by :func:`atomic_path` for ``final``, else None."""
-    m = re.fullmatch(rf"\.{re.escape(Path(final).name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp",
-                     Path(path).name)
-    return int(m.group(1)) if m else None
+def atomic_owner(path) -> tuple[str, str, int] | None:
+    """``(final name, host, pid)`` of a temporary made by :func:`atomic_path`, else None."""
+    m = _TMP_NAME.fullmatch(Path(path).name)
+    return (m["name"], m["host"], int(m["pid"])) if m else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_tmp(folder, final=None) -> list[Path]:
+    """Remove temporaries in ``folder`` (of ``final`` only, if given) left by killed processes.
+
+    Only this machine's temporaries are judged: another host's process
+    cannot be asked whether it still runs.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    host = _host()
+    for p in folder.iterdir():
+        owner = atomic_owner(p)
+        if owner is None or (final is not None and owner[0] != Path(final).name):
+            continue
+        if owner[1] == host and not pid_alive(owner[2]):
+            log.info("removing %s, left by a killed run", p)
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def atomic_write_text(path, text: str) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from tqdm.auto import tqdm
 
 from . import contract as C
 from . import _synth_chart as chart
@@ -407,8 +408,6 @@ def write_synthetic_dataset(out_dir, *, n_train=4, n_test=2, size=None, seed=0, 
     dict
         ``{"train": [Path, ...], "test": [...], "reference": [...]}``.
     """
-    from tqdm.auto import tqdm
-
     plan = dataset_plan(n_train=n_train, n_test=n_test, size=size, seed=seed)
     out = Path(out_dir)
     written = {k: [] for k in KINDS}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import tiny
-from models import train_models
+from pipeline import train_models
 from scenes.synth import make_scene, write_synthetic_dataset
 
 TINY = (100, 110)

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from featurize import FeatureConfig
-from models import train_models
+from models.manifest import Manifest
+from pipeline import train_models
 from scenes.reader import SceneError, list_scenes
 from scenes.synth import make_scene, write_synthetic_dataset
 
@@ -231,7 +232,8 @@ def test_skip_bad_train_lists_the_skipped_scene(data, tmp_path):
              "--pixels", 3000, "--skip-bad")
     assert r.returncode == 0, r.stderr
     assert "skipped 1 bad scene" in r.stderr and str(bad) in r.stderr
-    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
-    assert [s["scene"] for s in man["training"]["skipped_scenes"]] == [bad.name]
-    assert bad.name not in man["training"]["train_scenes"]
-    assert len(man["training"]["train_scenes"]) == 3
+    man = Manifest.from_dict(json.loads((tmp_path / "m" / "manifest.json").read_text()))
+    assert [s.scene for s in man.training.skipped_scenes] == [bad.name]
+    assert bad.name in man.training.skipped_scenes[0].reason
+    assert bad.name not in man.training.train_scenes
+    assert len(man.training.train_scenes) == 3

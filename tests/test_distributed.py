@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from models import load_model, train_models
-from models.batch import SceneRunner, predict_folder
-from models.distributed import (best_round, dask_client, eval_curve,
-                                parse_scheduler)
+from featurize import FeatureConfig
+from models import load_model
+from models.estimator import best_round, eval_curve
+from models.manifest import Manifest
 from models.sampling import build_training_set
+from pipeline import SceneRunner, predict_folder, train_models
+from pipeline.dask import dask_client, parse_scheduler
+from pipeline.train import sample_scenes
 from scenes.reader import list_scenes
 from scenes.synth import write_synthetic_dataset
 
@@ -61,11 +64,13 @@ def test_predict_identical_local_joblib_cluster(data, client, tmp_path):
 
 def test_training_set_identical_local_joblib_cluster(data, client):
     paths = list_scenes(data / "train")
-    sets = {mode: build_training_set(paths, n_pixels=3000, seed=9, runner=runner, progress=False)
+    sets = {mode: sample_scenes(runner, paths, config=FeatureConfig(), n_pixels=3000, seed=9)
             for mode, runner in _runners(client).items()}
+    # the library path (joblib, no runner) draws the same set
+    sets["library"] = build_training_set(paths, n_pixels=3000, seed=9, n_jobs=2, progress=False)
     ref = sets["local"]
     assert len(ref) > 1000
-    for mode in ("joblib", "cluster"):
+    for mode in ("joblib", "cluster", "library"):
         ts = sets[mode]
         assert ts.scene_keys == ref.scene_keys and ts.feature_names == ref.feature_names
         np.testing.assert_array_equal(ts.X, ref.X)
@@ -90,13 +95,13 @@ def test_lightgbm_dask_training_on_the_cluster(data, client, tmp_path):
     man = train_models(data / "train", out, seed=4, n_pixels=4000, val_fraction=0.25, n_jobs=1,
                        estimator_params={**TINY, "n_estimators": 30},
                        runner=SceneRunner(client=client, progress=False), distributed=True)
-    local = json.loads((data / "model" / "manifest.json").read_text())
-    assert man["training"]["distributed"] is True
-    assert man["feature_names"] == local["feature_names"]  # same features, same order
-    assert man["training"]["n_rows"] == local["training"]["n_rows"]  # the same sample
-    assert man["training"]["rows_per_chart"] == local["training"]["rows_per_chart"]
-    assert man["training"]["estimator_params"]["random_state"] == 4
-    assert all(1 <= b <= 30 for b in man["training"]["best_iterations"].values())
+    local = Manifest.from_dict(json.loads((data / "model" / "manifest.json").read_text()))
+    assert man.training.distributed is True and local.training.distributed is False
+    assert man.feature_names == local.feature_names  # same features, same order
+    assert man.training.n_rows == local.training.n_rows  # the same sample
+    assert man.training.rows_per_chart == local.training.rows_per_chart
+    assert man.training.estimator_params["random_state"] == 4
+    assert all(1 <= b <= 30 for b in man.training.best_iterations.values())
     bundle = load_model(out)
     assert bundle.models["SOD"].booster_.num_model_per_iteration() == 6  # all contract classes
     assert "[tree_learner: data]" in (out / "SOD.txt").read_text()  # data-parallel

@@ -8,10 +8,12 @@ import pytest
 
 import featurize
 from featurize import FeatureConfig, feature_groups, feature_names, featurize_at, \
-    featurize_blocks, valid_mask
-from featurize import radiometer
+    featurize_blocks
+from featurize import groups, radiometer
 from featurize.context import box_stats_rows
+from featurize.groups import FeatureGroup, scene_features
 from scenes.contract import GRID2KM_VARS, to_physical
+from scenes.reader import valid_mask
 from scenes.synth import make_scene
 
 SHAPE = (120, 131)  # rows not a multiple of the block sizes, 2 km grid 4 x 5
@@ -94,6 +96,67 @@ def test_config_roundtrip_and_errors():
             FeatureConfig(**bad)
     with pytest.raises(ValueError, match="unknown FeatureConfig keys"):
         FeatureConfig.from_dict({"texture_window": [5]})
+
+
+# --- the group registry ------------------------------------------------------------
+class _Toy(FeatureGroup):
+    """Two planes: the stored distance map and a constant; SAR-grid, so NaN at fill."""
+
+    label = "toy"
+    nan_at_fill = True
+
+    def __init__(self, planes_written=2):
+        self.planes_written = planes_written
+
+    def names(self, config):
+        return ["toy_distance_z", "toy_seven"]
+
+    def variables(self, config):
+        return ["distance_map"]
+
+    def fill(self, ctx, target, out, state):
+        for k in range(self.planes_written):
+            out.put(ctx.read("distance_map") if k == 0 else 7.0)
+
+
+def _register_after_intensity(monkeypatch, group):
+    registry = groups.REGISTRY[:1] + (group,) + groups.REGISTRY[1:]
+    assert isinstance(groups.REGISTRY[0], groups.SarIntensity)
+    monkeypatch.setattr(groups, "REGISTRY", registry)
+
+
+def test_registered_group_appears_in_names_groups_and_output(scene, full, monkeypatch):
+    cfg = CONFIGS["default"]
+    base_names, base_groups = feature_names(cfg), feature_groups(cfg)
+    rows, cols = np.array([0, 50, 119, 7]), np.array([130, 3, 64, 7])
+    no_dist = scene.drop_vars(["distance_map"])
+    featurize_at(no_dist, FeatureConfig(geometry=False), rows, cols)
+    _register_after_intensity(monkeypatch, _Toy())
+    names = feature_names(cfg)
+    assert names == base_names[:4] + ["toy_distance_z", "toy_seven"] + base_names[4:]
+    assert feature_groups(cfg) == {**base_groups, "toy_distance_z": "toy", "toy_seven": "toy"}
+    assert featurize.n_features(cfg) == len(base_names) + 2
+    X = _full(scene, cfg, block_rows=37)
+    fill = ~valid_mask(scene)
+    dist = np.where(fill, np.nan, scene["distance_map"].values)
+    np.testing.assert_array_equal(X[4], dist)
+    np.testing.assert_array_equal(X[5], np.where(fill, np.nan, np.float32(7.0)))
+    np.testing.assert_array_equal(np.delete(X, [4, 5], axis=0), full["default"])
+    np.testing.assert_array_equal(featurize_at(scene, cfg, rows, cols), X[:, rows, cols].T)
+    # its variables are checked with the scene, even with the geometry group off
+    with pytest.raises(ValueError, match=r"lacks variables \['distance_map'\]"):
+        featurize_at(no_dist, FeatureConfig(geometry=False), rows, cols)
+
+
+@pytest.mark.parametrize("written, message", [(1, "wrote 1 of its 2 planes"),
+                                               (3, "writes more than its 2 planes")])
+def test_group_must_fill_exactly_its_planes(scene, monkeypatch, written, message):
+    _register_after_intensity(monkeypatch, _Toy(planes_written=written))
+    cfg = FeatureConfig(texture_windows=())
+    with pytest.raises(AssertionError, match=message):
+        next(featurize_blocks(scene, cfg))
+    with pytest.raises(AssertionError, match=message):
+        featurize_at(scene, cfg, np.array([3]), np.array([4]))
 
 
 # --- tiling and points ------------------------------------------------------------
@@ -270,8 +333,6 @@ def _with_id(ds, scene_id):
 
 
 def test_scene_features_read_date_and_service_from_scene_id(scene):
-    from featurize.assemble import scene_features
-
     s, c, dmi = scene_features(_with_id(scene, "20210101T120000_dmi_prep.nc"))
     assert dmi == 1.0 and c == pytest.approx(1.0, abs=1e-3) and abs(s) < 0.01  # 1 January
     s, c, dmi = scene_features(_with_id(scene, "20200701T000000_cis_prep.nc"))  # day 183 of 366
@@ -286,8 +347,6 @@ def test_scene_group_is_constant_columns_everywhere(scene):
     names = feature_names(cfg)
     assert names[-3:] == ["scene_doy_sin", "scene_doy_cos", "scene_service_dmi"]
     assert set(feature_groups(cfg).values()) >= {"scene"}
-    from featurize.assemble import scene_features
-
     for k, value in zip(range(-3, 0), scene_features(ds)):
         assert np.all(X[k] == np.float32(value))  # fill pixels too, like AMSR2
     rows, cols = np.array([0, 60, 119]), np.array([130, 3, 64])

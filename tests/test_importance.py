@@ -9,9 +9,13 @@ from sklearn.metrics import f1_score, r2_score
 
 from cli.main import main
 from evaluation import importance as imp
-from featurize import feature_groups
-from models import IceClassifier, IceRegressor, load_model, train_models
+from evaluation.metrics import ChartAccumulator
+from featurize import feature_groups, featurize_at
+from models import IceClassifier, IceRegressor, load_model
+from models.sampling import draw_uniform, scene_seed
+from pipeline import train_models
 from scenes import contract as C
+from scenes.reader import list_scenes, open_scene, scene_key, valid_mask
 
 import tiny
 
@@ -105,8 +109,6 @@ def test_scenes_without_labels_skip_permutation(imp_model, synth_dir, tmp_path):
 
 
 def test_sample_pixels_valid_labelled_and_weighted(imp_model, synth_dir):
-    from scenes.reader import list_scenes, open_scene
-
     paths = list_scenes(synth_dir / "test")
     s = imp.sample_pixels(paths, imp_model.feature_config, n_per_scene=300, seed=1,
                           reference_dir=synth_dir / "reference")
@@ -118,6 +120,37 @@ def test_sample_pixels_valid_labelled_and_weighted(imp_model, synth_dir):
     n_pool = int(((ds["nersc_sar_primary"].values != 0) & (ref["SIC"].values != 255)).sum())
     n0 = min(300, n_pool)
     assert s.weight[:n0].sum() == pytest.approx(n_pool)
+
+
+def test_sample_pixels_draws_with_draw_uniform(imp_model, synth_dir):
+    """The draw is ``draw_uniform`` on valid labelled pixels, seeded by seed and scene key."""
+    paths = list_scenes(synth_dir / "test")
+    s = imp.sample_pixels(paths[:1], imp_model.feature_config, n_per_scene=250, seed=4,
+                          reference_dir=synth_dir / "reference")
+    ds = open_scene(paths[0])
+    ref = open_scene(synth_dir / "reference" / f"{scene_key(paths[0])}_prep_reference.nc")
+    pool = valid_mask(ds) & (ref["SIC"].values != C.MASK_VALUE)
+    rng = np.random.default_rng(scene_seed(4, scene_key(paths[0])))
+    idx, weight = draw_uniform(pool, 250, rng)
+    np.testing.assert_array_equal(s.weight, weight)
+    np.testing.assert_array_equal(s.y["SOD"], ref["SOD"].values.ravel()[idx])
+    rows, cols = np.divmod(idx, pool.shape[1])
+    np.testing.assert_array_equal(s.X, featurize_at(ds, imp_model.feature_config, rows, cols))
+
+
+def test_draw_uniform_is_the_seeded_sorted_choice():
+    rng_a, rng_b = np.random.default_rng(11), np.random.default_rng(11)
+    pool = np.random.default_rng(3).random((40, 50)) < 0.3
+    idx, w = draw_uniform(pool, 100, rng_a)
+    want = np.sort(rng_b.choice(np.flatnonzero(pool), size=100, replace=False))
+    np.testing.assert_array_equal(idx, want)
+    assert idx.dtype == np.int64 and pool.ravel()[idx].all()
+    assert w.dtype == np.float64 and (w == pool.sum() / 100).all()
+    small, w_small = draw_uniform(pool, 10**6, np.random.default_rng(0))  # all of the pool
+    np.testing.assert_array_equal(small, np.flatnonzero(pool))
+    assert (w_small == 1.0).all()
+    empty, w_empty = draw_uniform(np.zeros((3, 4), bool), 5, np.random.default_rng(0))
+    assert empty.size == 0 and w_empty.size == 0
 
 
 # --- building blocks on a toy model ------------------------------------------------------
@@ -154,6 +187,12 @@ def test_chart_score_is_the_weighted_challenge_metric():
     t6[:20] = C.MASK_VALUE
     assert imp.chart_score("SOD", t6, p6, w) == pytest.approx(
         100 * f1_score(t6[keep], p6[keep], average="weighted", sample_weight=w[keep]))
+    # it is the metrics module's (weighted) accumulator, scaled
+    acc = ChartAccumulator("SOD")
+    acc.add(t6, p6, w)
+    assert imp.chart_score("SOD", t6, p6, w) == 100.0 * acc.score()
+    assert imp.chart_score("SOD", t6, p6) == pytest.approx(
+        100 * f1_score(t6[keep], p6[keep], average="weighted"))
 
 
 def test_mean_abs_shap_layout_and_noise():
@@ -168,7 +207,8 @@ def test_mean_abs_shap_layout_and_noise():
     assert s.shape == (4,) and s[0] > s[1] > max(s[2], s[3])
     manual = np.abs(contrib.reshape(50, 4, 5)[:, :, :4]).mean(axis=1).mean(axis=0)
     np.testing.assert_allclose(imp.mean_abs_shap(clf, X[:50]), manual)
-    reg = IceRegressor(11, n_estimators=20, num_leaves=7, n_jobs=1).fit(X, y * 3.0)
+    reg = IceRegressor(11, n_estimators=20, num_leaves=7, min_child_samples=40,
+                       n_jobs=1).fit(X, y * 3.0)
     r = imp.mean_abs_shap(reg, X[:300], weight=np.ones(300))
     assert r.shape == (4,) and r[0] > r[2]
 

@@ -80,3 +80,65 @@ def test_missing_chart_scores_zero():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="SIC"):
         ChartAccumulator("SIC").add(np.zeros(5, np.uint8), np.zeros(6, np.uint8))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_pooled_scores_equal_sklearn_sample_weight(seed):
+    rng = np.random.default_rng(100 + seed)
+    for chart in C.LABEL_CHARTS:
+        acc = ChartAccumulator(chart)
+        ts, ps, ws = [], [], []
+        for _ in range(3):  # three "scenes", pooled
+            n = int(rng.integers(200, 2000))
+            t, p = _random_chart(rng, chart, n)
+            w = rng.uniform(0.1, 5.0, n)
+            w[rng.random(n) < 0.05] = 0.0
+            cm = acc.add(t, p, weight=w)
+            assert cm.dtype == np.float64
+            assert cm.sum() == pytest.approx(w[t != C.MASK_VALUE].sum(), rel=1e-12)
+            ts.append(t); ps.append(p); ws.append(w)
+        t, p, w = np.concatenate(ts), np.concatenate(ps), np.concatenate(ws)
+        v = t != C.MASK_VALUE
+        if chart == "SIC":
+            want = r2_score(t[v], p[v], sample_weight=w[v])
+        else:
+            want = f1_score(t[v], p[v], average="weighted", sample_weight=w[v])
+        assert acc.counts.dtype == np.float64
+        assert acc.score() == pytest.approx(want, rel=1e-10, abs=1e-12)
+
+
+def test_unit_weights_give_the_unweighted_score():
+    rng = np.random.default_rng(3)
+    t, p = _random_chart(rng, "FLOE", 3000)
+    plain, weighted = ChartAccumulator("FLOE"), ChartAccumulator("FLOE")
+    cm = plain.add(t, p)
+    assert cm.dtype == np.int64 and plain.counts.dtype == np.int64
+    weighted.add(t, p, weight=np.ones(t.size))
+    np.testing.assert_array_equal(weighted.counts, plain.counts)
+    assert weighted.score() == plain.score()
+    # doubling every weight changes nothing
+    double = ChartAccumulator("FLOE"); double.add(t, p, weight=np.full(t.size, 2.0))
+    assert double.score() == pytest.approx(plain.score(), rel=1e-12)
+
+
+def test_mixed_weighted_and_unweighted_adds_pool():
+    rng = np.random.default_rng(4)
+    (t1, p1), (t2, p2) = _random_chart(rng, "SIC", 800), _random_chart(rng, "SIC", 600)
+    w2 = rng.uniform(0.5, 2.0, t2.size)
+    acc = ChartAccumulator("SIC")
+    acc.add(t1, p1)
+    acc.add(t2, p2, weight=w2)
+    t, p = np.concatenate([t1, t2]), np.concatenate([p1, p2])
+    w = np.concatenate([np.ones(t1.size), w2])
+    v = t != C.MASK_VALUE
+    assert acc.score() == pytest.approx(r2_score(t[v], p[v], sample_weight=w[v]), rel=1e-10)
+
+
+def test_bad_weights_are_an_error():
+    t = np.zeros(5, np.uint8)
+    with pytest.raises(ValueError, match="weight"):
+        ChartAccumulator("SOD").add(t, t, weight=np.ones(4))
+    with pytest.raises(ValueError, match="finite"):
+        ChartAccumulator("SOD").add(t, t, weight=np.array([1, 1, -1, 1, 1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        ChartAccumulator("SOD").add(t, t, weight=np.array([1, np.nan, 1, 1, 1.0]))

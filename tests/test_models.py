@@ -1,7 +1,9 @@
 """Tests of the models package: estimators, sampling, smoothing, persistence, train/predict."""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -10,8 +12,10 @@ from sklearn.exceptions import NotFittedError
 
 from featurize import FeatureConfig, radiometer
 from models import (GPUUnavailableError, IceClassifier, IceRegressor, check_device,
-                    load_model, predict_scene, train_models)
+                    load_model, predict_scene)
+from pipeline import train_models
 from models import _kernels, sampling, smoothing
+from models.manifest import Manifest
 from models.predict import Renderer, axis_weights, make_lattice
 from scenes import contract as C
 from scenes.reader import list_scenes, open_scene
@@ -268,25 +272,34 @@ def test_upsample_kernels_match_naive_bilinear():
 # --- train / persist / predict --------------------------------------------------------
 def test_train_models_manifest(tiny_model):
     out, man = tiny_model
+    assert isinstance(man, Manifest) and man.saved and man.checksummed
     assert sorted(p.name for p in out.iterdir()) == ["FLOE.txt", "SIC.txt", "SOD.txt",
                                                       "manifest.json"]
-    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(man))
-    assert man["sic_mode"] in ("regression", "argmax", "expected")
-    assert set(man["validation"]["sic_modes"]) == {"regression", "argmax", "expected"}
+    disk = json.loads((out / "manifest.json").read_text())
+    assert disk == json.loads(json.dumps(man.to_dict())) and disk["format_version"] == 2
+    assert Manifest.from_dict(disk) == man
+    for chart, f in man.files.items():
+        data = (out / f.name).read_bytes()
+        assert f.name == f"{chart}.txt" and f.size == len(data)
+        assert f.sha256 == hashlib.sha256(data).hexdigest()
+    assert man.sic_mode in ("regression", "argmax", "expected")
+    assert set(man.validation["sic_modes"]) == {"regression", "argmax", "expected"}
     for key in ("smoothed", "unsmoothed"):
-        assert set(man["validation"][key]) >= {"SIC", "SOD", "FLOE", "combined"}
+        assert set(man.validation[key]) >= {"SIC", "SOD", "FLOE", "combined"}
     # SIC mode and smoothing are chosen jointly over a grid that holds "none"
-    v = man["validation"]
-    assert man["water_rule"] in ("sic", "classifiers")
+    v = man.validation
+    assert man.water_rule in ("sic", "classifiers")
     assert v["smoothed"]["combined"] == max(w["combined"] for w in v["water_rules"].values())
-    if man["water_rule"] == "sic":
+    if man.water_rule == "sic":
         assert v["smoothed"]["SIC"] >= v["unsmoothed"]["SIC"]
         assert v["smoothed"]["SIC"] == max(max(d.values())
                                            for d in v["grid"]["SIC (water rule sic)"].values())
-    t = man["training"]
-    assert len(t["val_scenes"]) == 1 and len(t["train_scenes"]) == 2
-    assert not set(t["val_scenes"]) & set(t["train_scenes"])
-    assert t["seed"] == 11 and t["n_rows"] <= 4000
+    t = man.training
+    assert len(t.val_scenes) == 1 and len(t.train_scenes) == 2
+    assert not set(t.val_scenes) & set(t.train_scenes)
+    assert t.seed == 11 and t.n_rows <= 4000 and t.skipped_scenes == ()
+    assert man.estimators["SOD"].class_name == "IceClassifier"
+    assert man.estimators["SOD"].best_iteration == t.best_iterations["SOD"]
 
 
 def test_predict_scene_maps_and_consistency(tiny_model, synth_dir):
@@ -314,8 +327,9 @@ def test_predict_scene_maps_and_consistency(tiny_model, synth_dir):
 def test_same_seed_same_maps(tiny_model, synth_dir, tmp_path):
     out, man = tiny_model
     again = train_models(synth_dir / "train", tmp_path / "m2", **tiny.TRAIN)
-    assert again["validation"] == man["validation"]
-    assert again["smoothing"] == man["smoothing"]
+    assert again.validation == man.validation
+    assert again.smoothing == man.smoothing
+    assert again.files == man.files  # same bytes, same checksums
     ds = open_scene(list_scenes(synth_dir / "test", kind="test")[0])
     a = predict_scene(ds, load_model(out))
     b = predict_scene(ds, load_model(tmp_path / "m2"))
@@ -363,8 +377,11 @@ def test_load_model_refuses_mismatch_and_corruption(tiny_model, tmp_path):
         load_model(tmp_path)
 
 
-def test_model_saved_before_era5_features_existed_still_loads(tiny_data, tmp_path):
-    """Manifests without ``era5_features`` used every ERA5 field, and load as such."""
+def test_model_saved_before_era5_features_existed_still_loads(tiny_data, tmp_path, caplog):
+    """Format-1 manifests without ``era5_features`` used every ERA5 field, and load as such.
+
+    Only the format-1 upgrade fills it in: a format-2 manifest without it is refused.
+    """
     config = FeatureConfig(texture_windows=(), context_scales=(5,),
                            era5_features=radiometer.ERA5_FEATURES)
     out = tmp_path / "old"
@@ -373,8 +390,15 @@ def test_model_saved_before_era5_features_existed_still_loads(tiny_data, tmp_pat
     man = json.loads((out / "manifest.json").read_text())
     del man["feature_config"]["era5_features"]
     (out / "manifest.json").write_text(json.dumps(man))
-    bundle = load_model(out)
+    with pytest.raises(ValueError, match="features do not match"):
+        load_model(out)
+    man["format_version"] = 1
+    man["files"] = {c: f["name"] for c, f in man["files"].items()}
+    (out / "manifest.json").write_text(json.dumps(man))
+    with caplog.at_level(logging.WARNING):
+        bundle = load_model(out)
     assert bundle.feature_config == config and "era5_t2m" in bundle.feature_names
+    assert any("no checksums" in r.getMessage() for r in caplog.records)
 
 
 def test_save_refuses_to_clobber(tiny_data, tmp_path):
@@ -439,7 +463,7 @@ def test_water_rule_classifiers_keeps_maps_consistent():
 
 
 def test_estimator_settings_size_leaves_to_the_sample():
-    from models.train import DEFAULT_ESTIMATOR_PARAMS, estimator_settings
+    from models.estimator import DEFAULT_PARAMS as DEFAULT_ESTIMATOR_PARAMS, estimator_settings
 
     big = DEFAULT_ESTIMATOR_PARAMS["min_child_samples"]
     assert estimator_settings(2_000_000)["min_child_samples"] == big  # the measured default
@@ -448,3 +472,19 @@ def test_estimator_settings_size_leaves_to_the_sample():
     assert estimator_settings(100)["min_child_samples"] == 20
     assert estimator_settings(100, {"min_child_samples": 5})["min_child_samples"] == 5  # as asked
     assert estimator_settings(10**6, {"num_leaves": 7})["num_leaves"] == 7
+
+
+def test_fit_error_names_the_chart_with_no_labelled_rows():
+    """The message names the chart (it printed a literal '{chart}' once)."""
+    from models.sampling import TrainingSet
+    from pipeline.train import _fit
+
+    n = 50
+    ts = TrainingSet(X=np.zeros((n, 2), np.float32),
+                     y={"SIC": np.zeros(n, np.uint8), "SOD": np.full(n, 255, np.uint8),
+                        "FLOE": np.zeros(n, np.uint8)},
+                     weight={c: np.ones(n, np.float32) for c in C.LABEL_CHARTS},
+                     scene=np.zeros(n, np.int32), rows=np.zeros(n, np.int32),
+                     cols=np.zeros(n, np.int32), scene_keys=["k"], feature_names=["a", "b"])
+    with pytest.raises(ValueError, match=r"train on scenes whose SOD chart is not all masked"):
+        _fit(IceClassifier(6, **TINY), ts, "SOD", None, "SOD")

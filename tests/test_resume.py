@@ -7,17 +7,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import models.batch
-import models.sampling
+import pipeline.predict
+import pipeline.train
 from cli.main import main
-from models import train_models
-from models.batch import SceneRunner
-from models.cache import SceneCache, default_cache_dir, source_identity
+from pipeline import train_models
+from pipeline import SceneRunner
+from pipeline.cache import SceneCache, default_cache_dir, source_identity
+from models.manifest import Manifest
 from models.predict import make_lattice
 from scenes.reader import list_scenes, scene_key
 from scenes.synth import write_synthetic_dataset
@@ -91,14 +93,14 @@ def test_predict_killed_in_second_scene_resumes_to_identical_file(data, tmp_path
     out = tmp_path / "run" / "sub.nc"
     out.parent.mkdir()
     cache_dir = default_cache_dir(out)
-    kill = _Kill(models.batch.predict_scene, at=2)
-    monkeypatch.setattr(models.batch, "predict_scene", kill)
+    kill = _Kill(pipeline.predict.predict_scene, at=2)
+    monkeypatch.setattr(pipeline.predict, "predict_scene", kill)
     assert _predict(data, out) == 1
     assert sorted(p.name for p in out.parent.iterdir()) == [cache_dir.name]  # no partial file
     entries = list(cache_dir.glob("predict-*/*.npz"))
     assert len(entries) == 1
-    resumed = _Kill(models.batch.predict_scene.func)
-    monkeypatch.setattr(models.batch, "predict_scene", resumed)
+    resumed = _Kill(pipeline.predict.predict_scene.func)
+    monkeypatch.setattr(pipeline.predict, "predict_scene", resumed)
     assert _predict(data, out) == 0
     assert resumed.calls == 2  # the finished scene came from the cache
     assert out.read_bytes() == ref.read_bytes()
@@ -122,7 +124,7 @@ def test_predict_sigkill_then_rerun(data, tmp_path):
     out = tmp_path / "run" / "sub.nc"
     out.parent.mkdir()
     slow_second = (
-        "import sys, time, models.batch as b\n"
+        "import sys, time, pipeline.predict as b\n"
         "f = b.predict_scene; n = [0]\n"
         "def slow(*a, **k):\n"
         "    n[0] += 1\n"
@@ -153,9 +155,8 @@ def test_predict_sigkill_then_rerun(data, tmp_path):
 
 # --- train --------------------------------------------------------------------------
 def _model_files(folder):
-    man = json.loads((folder / "manifest.json").read_text())
-    for k in ("timings_s", "created_utc"):
-        man["training"].pop(k)
+    man = Manifest.from_dict(json.loads((folder / "manifest.json").read_text()))
+    man = replace(man, training=replace(man.training, timings_s={}, created_utc="-"))
     return man, {c: (folder / f"{c}.txt").read_bytes() for c in ("SIC", "SOD", "FLOE")}
 
 
@@ -164,14 +165,14 @@ def test_train_killed_in_second_scene_resumes_to_identical_model(data, tmp_path,
               progress=False)
     train_models(data / "train", tmp_path / "ref", **kw)
     cache = tmp_path / "cache"
-    kill = _Kill(models.sampling.sample_scene, at=2)
-    monkeypatch.setattr(models.sampling, "sample_scene", kill)
+    kill = _Kill(pipeline.train.sample_scene, at=2)
+    monkeypatch.setattr(pipeline.train, "sample_scene", kill)
     with pytest.raises(RuntimeError, match="simulated kill"):
         train_models(data / "train", tmp_path / "m", runner=SceneRunner(cache_dir=cache), **kw)
     assert not (tmp_path / "m").exists()
     assert len(list(cache.glob("sample-*/*.npz"))) == 1
     resumed = _Kill(kill.func)
-    monkeypatch.setattr(models.sampling, "sample_scene", resumed)
+    monkeypatch.setattr(pipeline.train, "sample_scene", resumed)
     runner = SceneRunner(cache_dir=cache)
     train_models(data / "train", tmp_path / "m", runner=runner, **kw)
     assert resumed.calls == 2  # 3 training scenes, the first from the cache

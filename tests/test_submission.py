@@ -9,11 +9,18 @@ import numpy as np
 import pytest
 
 from evaluation.scoring import score_submission
-from evaluation.submission import SubmissionWriter, validate_submission, write_submission
+from evaluation.submission import SubmissionWriter, validate_submission
 from scenes import contract as C
 from scenes.reader import iter_scenes, scene_key
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_submission(path, maps_by_key):
+    with SubmissionWriter(path) as sub:
+        for key, maps in maps_by_key.items():
+            sub.add(key, maps)
+    return path
 
 
 def _reference_maps(synth_dir):

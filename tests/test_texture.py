@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from naive import glcm_naive, glcm_naive_at
 
-from featurize.quantize import (DB_RANGES, fill_level, quantize_db, quantize_zscore)
+from featurize.quantize import DB_RANGES, fill_level, quantize_db
 from featurize import texture
 from featurize.texture import DEFAULT_PROPS, SUPPORTED_PROPS, glcm, glcm_at
-from scenes.contract import meanstd, to_zscore
+from scenes.contract import meanstd, to_physical, to_zscore
 
 # float32 output vs float64 skimage; atol covers values that are ~0 (entropy
 # of a constant window, correlation near 0 where skimage itself cancels).
@@ -150,7 +150,7 @@ def test_quantize_fill_pixels_get_the_mean_level():
     assert fill_level("hh", 64) == quantize_db(np.array([mean]), "hh", 64)[0]
     # z == 0.0 (the scene files' fill) lands on the same level
     z = np.array([0.0, to_zscore("nersc_sar_secondary", -25.0)], np.float32)
-    zq = quantize_zscore(z, "nersc_sar_secondary", 64)
+    zq = quantize_db(to_physical("nersc_sar_secondary", z), "hv", 64)
     assert zq[0] == fill_level("hv", 64)
     assert zq[1] == quantize_db(np.array([-25.0]), "hv", 64)[0]
 

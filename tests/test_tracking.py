@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from cli.main import build_parser, main
-from evaluation import tracking
+from cli import tracking
 from evaluation.submission import open_submission, read_map
 from models import load_model, predict_scene
 from scenes import contract as C
@@ -120,11 +120,11 @@ def test_train_run_and_pyfunc_model_predict_like_run_py(tiny_model, synth_dir, s
     p, m = run.data.params, run.data.metrics
     assert p["data"] == str(synth_dir / "train")
     assert p["seed"] == "11" and p["n_pixels"] == "4000" and p["lgbm.num_leaves"] == "7"
-    assert p["feature.context_scales"] == "[5, 25, 101]" and p["sic_mode"] == manifest["sic_mode"]
-    assert p["n_features"] == str(len(manifest["feature_names"]))
+    assert p["feature.context_scales"] == "[5, 25, 101]" and p["sic_mode"] == manifest.sic_mode
+    assert p["n_features"] == str(len(manifest.feature_names))
     for chart in (*C.LABEL_CHARTS, "combined"):
-        assert m[f"val_{chart}"] == manifest["validation"]["smoothed"][chart]
-        assert m[f"val_unsmoothed_{chart}"] == manifest["validation"]["unsmoothed"][chart]
+        assert m[f"val_{chart}"] == manifest.validation["smoothed"][chart]
+        assert m[f"val_unsmoothed_{chart}"] == manifest.validation["unsmoothed"][chart]
     assert "manifest.json" in _artifacts(run.info.run_id)
 
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import warnings
 from contextlib import contextmanager
 
+import numba
 import numpy as np
 
+from featurize import feature_names
+from models.estimator import IceClassifier, available_cores, lgb_feature_names
+from models.sampling import pixels_per_scene, sample_scene, sampling_cache_config
 from scenes import contract as C
 
 log = logging.getLogger(__name__)
@@ -73,13 +76,6 @@ def parse_scheduler(spec: str):
     return "address", spec
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 @contextmanager
 def dask_client(spec: str, *, processes: bool = True, timeout: str = "20s"):
     """A :class:`distributed.Client` for ``spec`` (see :func:`parse_scheduler`), closed on exit.
@@ -95,13 +91,13 @@ def dask_client(spec: str, *, processes: bool = True, timeout: str = "20s"):
     kind, arg = parse_scheduler(spec)
     cluster = None
     if kind == "local":
-        n = arg or _cores()
+        n = arg or available_cores()
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; with it,
         # featurizing (large short-lived arrays) was 35 % slower than in a plain process.
         environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
                    if k != "MALLOC_TRIM_THRESHOLD_"}
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=max(1, _cores() // n),
+            cluster = LocalCluster(n_workers=n, threads_per_worker=max(1, available_cores() // n),
                                    processes=processes, dashboard_address=None,
                                    silence_logs=logging.ERROR, resources={SCENE_RESOURCE: 1})
         client = Client(cluster)
@@ -132,7 +128,6 @@ def limit_worker_threads() -> None:
         state = get_worker().state
     except (ImportError, ValueError, AttributeError):
         return
-    import numba
     n = int(state.nthreads) if state.total_resources.get(SCENE_RESOURCE) else 1
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
@@ -163,25 +158,25 @@ def _raise_failure(fut) -> None:
             from None
 
 
-def iter_ordered(client, futures, *, progress=None):
+def iter_ordered(client, futures, *, done=None):
     """Results of ``futures`` in their order, fetched as soon as they and all before are done.
 
-    The progress bar advances as each future finishes (in any order); a
-    failed future raises at once and cancels the rest.
+    ``done()`` is called as each future finishes (in any order); a failed
+    future raises at once and cancels the rest.
     """
     from distributed import as_completed
 
     index = {f.key: i for i, f in enumerate(futures)}
-    done = [False] * len(futures)
+    finished = [False] * len(futures)
     nxt = 0
     try:
         for fut in as_completed(futures):
             if fut.status == "error":
                 _raise_failure(fut)
-            done[index[fut.key]] = True
-            if progress is not None:
-                progress.update(1)
-            while nxt < len(futures) and done[nxt]:
+            finished[index[fut.key]] = True
+            if done is not None:
+                done()
+            while nxt < len(futures) and finished[nxt]:
                 result = futures[nxt].result()
                 futures[nxt] = None  # let the cluster forget it
                 nxt += 1
@@ -192,7 +187,7 @@ def iter_ordered(client, futures, *, progress=None):
             client.cancel(rest)
 
 
-def wait_all(client, futures, *, progress=None) -> None:
+def wait_all(client, futures, *, done=None) -> None:
     """Wait for ``futures`` (results stay on the workers), raising the first failure."""
     from distributed import as_completed
 
@@ -200,8 +195,8 @@ def wait_all(client, futures, *, progress=None) -> None:
         if fut.status == "error":
             client.cancel(futures)
             _raise_failure(fut)
-        if progress is not None:
-            progress.update(1)
+        if done is not None:
+            done()
 
 
 # --- training across the cluster ------------------------------------------------
@@ -239,52 +234,13 @@ def _sklearn_params(params: dict) -> dict:
     return out
 
 
-def eval_curve(booster, X, y, metric: str, weight=None) -> list:
-    """Eval-set score after each round (lower is better), in one pass over the trees.
-
-    ``metric`` is LightGBM's name: ``multi_logloss``, ``multi_error`` or ``l2``.
-    """
-    y = np.asarray(y)
-    w = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64)
-    rows = np.arange(len(y))
-    raw, curve = None, []
-    for i in range(booster.current_iteration()):
-        step = booster.predict(X, raw_score=True, start_iteration=i, num_iteration=1)
-        raw = step if raw is None else raw + step
-        if metric == "multi_logloss":
-            z = raw.reshape(len(y), -1)
-            z = z - z.max(axis=1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            loss = -logp[rows, y.astype(np.int64)]
-        elif metric == "multi_error":
-            loss = (raw.reshape(len(y), -1).argmax(axis=1) != y).astype(np.float64)
-        elif metric == "l2":
-            loss = (raw - y) ** 2
-        else:
-            raise ValueError(f"no round selection for eval metric {metric!r} in distributed "
-                             "training; use multi_logloss, multi_error or l2")
-        curve.append(float((w * loss).sum() / w.sum()))
-    return curve
-
-
-def best_round(curve, patience: int, min_rounds: int = 1) -> int:
-    """The round early stopping would keep: the best from ``min_rounds`` on, stopping
-    ``patience`` rounds after it (0 if the curve is shorter than ``min_rounds``)."""
-    best, best_score = 0, np.inf
-    for r, score in enumerate(curve, start=1):
-        if r >= min_rounds and (best == 0 or score < best_score):
-            best, best_score = r, score
-        if best and r - best >= max(1, patience):
-            break
-    return best
-
-
 class DaskTrainingSet:
     """Sampled pixels kept on the workers, one part per scene (see :mod:`models.sampling`).
 
     Build with :meth:`sample`; :meth:`fit` trains an
     :class:`~models.estimator.IceClassifier` / :class:`~models.estimator.IceRegressor`
-    spec with :mod:`lightgbm.dask` on the parts.
+    spec with :mod:`lightgbm.dask` on the parts, and keeps the round that
+    :meth:`~models.estimator.IceClassifier.select_round` picks (the local fit's rule).
     """
 
     def __init__(self, client, parts, scene_keys, feature_names):
@@ -306,17 +262,8 @@ class DaskTrainingSet:
     @classmethod
     def sample(cls, runner, scenes, *, config, n_pixels: int, seed: int):
         """Draw and featurize each scene's pixels on the cluster (as ``build_training_set``)."""
-        from featurize import feature_names
-
-        from .sampling import sample_scene, sampling_cache_config
-
         scenes = list(scenes)
-        if not scenes:
-            raise ValueError("no training scenes given; pass a folder of *_prep.nc files")
-        n_max = int(n_pixels) // len(scenes)
-        if n_max < 1:
-            raise ValueError(f"n_pixels={n_pixels} is fewer than one per scene "
-                             f"({len(scenes)} scenes); ask for more pixels")
+        n_max = pixels_per_scene(n_pixels, len(scenes))
         done = runner.submit(sample_scene, scenes, task="sample", desc="sampling scenes",
                              cache_config=sampling_cache_config(config, seed, n_max),
                              kwargs=dict(n_max=n_max, seed=seed, config=config))
@@ -360,8 +307,6 @@ class DaskTrainingSet:
         """
         from lightgbm.dask import DaskLGBMRegressor
 
-        from .estimator import IceClassifier, _lgb_names
-
         k = C.N_CLASSES[chart]
         stats = self.client.gather(self.client.map(_part_stats, self.parts, chart=chart, k=k,
                                                    pure=False))
@@ -383,7 +328,7 @@ class DaskTrainingSet:
         with warnings.catch_warnings():
             # lightgbm.dask sets each worker's threads itself and warns about ours.
             warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
-            model.fit(X, y, sample_weight=w, feature_name=_lgb_names(self.feature_names))
+            model.fit(X, y, sample_weight=w, feature_name=lgb_feature_names(self.feature_names))
         booster = model.booster_
         fitted = type(est).from_booster(booster, self.feature_names, **est.get_params())
         if factors is not None:
@@ -391,12 +336,7 @@ class DaskTrainingSet:
         fitted.evals_result_ = {}
         if eval_set is not None and len(eval_set[1]) and est.early_stopping_rounds:
             # The eval set is unweighted, as in the local fit (it stands for the scored pixels).
-            curve = eval_curve(booster, eval_set[0], eval_set[1], params["metric"])
-            best = best_round(curve, int(est.early_stopping_rounds),
-                              int(getattr(est, "min_rounds", 1) or 1))
-            if best:
-                fitted.best_iteration_ = best
-            fitted.evals_result_ = {"eval0": {params["metric"]: curve}}
+            fitted.select_round(eval_set[0], eval_set[1])
         log.info("%s: %d rows on %d parts (lightgbm.dask), best round %d", label, n,
                  len(self.parts), fitted.best_iteration_)
         return fitted

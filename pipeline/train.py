@@ -1,17 +1,19 @@
-"""Train the SIC, SOD and FLOE models and choose how to use them, on held-out scenes.
+"""The train job: train the SIC, SOD and FLOE models on a folder of scenes and choose how to use them.
 
 :func:`train_models` splits the scenes (never pixels: neighbouring pixels
 of one chart polygon are near copies) into training and validation scenes
 with alike labels (:mod:`models.split`), samples training pixels
 (:mod:`models.sampling`), and featurizes each validation scene on the
-prediction lattice. The labelled lattice points of
-the validation scenes are a uniform sample of their pixels, so they serve
-both as the early-stopping set and, predicted, as the cheap validation maps
-on which the SIC mode (regression, classifier argmax, classifier expected
-value), the open-water rule shared by the three maps and the smoothing of
-each chart are chosen by the challenge metric. The chosen models are saved
-with :func:`models.persistence.save_model`; the manifest keeps the
-validation scores of every alternative, with and without smoothing.
+prediction lattice, every scene through the scene runner
+(:mod:`pipeline.runner`: local, joblib or Dask, cached, bad scenes skipped).
+The labelled lattice points of the validation scenes are a uniform sample of
+their pixels, so they serve both as the early-stopping set and, predicted, as
+the cheap validation maps on which the SIC mode (regression, classifier
+argmax, classifier expected value), the open-water rule shared by the three
+maps and the smoothing of each chart are chosen by the challenge metric
+(:mod:`evaluation.metrics`). The chosen models are saved with
+:func:`models.persistence.save_model`; the manifest keeps the validation
+scores of every alternative, with and without smoothing.
 """
 from __future__ import annotations
 
@@ -22,38 +24,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from evaluation import metrics
+from featurize import FeatureConfig, featurize_at, feature_names
+from models import smoothing as sm
+from models.estimator import check_device, estimator_settings, make_estimators, resolve_n_jobs
+from models.manifest import Manifest, SkippedScene, TrainingRecord
+from models.persistence import save_model
+from models.predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
+                            make_lattice, predict_points, scan_scene, sic_model_key)
+from models.sampling import concat_samples, pixels_per_scene, sample_scene, sampling_cache_config
+from models.split import LABEL_STEP, check_val_fraction, scene_label_counts, split_scenes
 from scenes import contract as C
+from scenes.reader import list_scenes, open_scene, scene_key
 
-from . import smoothing as sm
-from .estimator import IceClassifier, IceRegressor, check_device, resolve_n_jobs
-from .persistence import save_model
-from .predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
-                      make_lattice, predict_points, scan_scene)
-from .sampling import build_training_set
-from .split import LABEL_STEP, check_val_fraction, scene_label_counts, split_scenes
+from .dask import DaskTrainingSet
+from .runner import SceneRunner, ensure_writable
 
 log = logging.getLogger(__name__)
 
-#: Estimator parameters used unless ``estimator_params`` overrides them.
-#: Strongly regularised (large leaves, half the features per tree): pixels of
-#: one chart polygon are near-copies, so a training set of millions of pixels
-#: holds only some hundreds of independent samples, and small leaves learn
-#: single polygons and scenes. On three development datasets this raised the
-#: held-out combined score ("full system, every pixel" of
-#: ``benchmarks/bench_baseline.py --seed 11 12 13 --n-pixels 500000``) from
-#: 62.9 / 91.7 / 85.2 to 76.0 / 90.1 / 91.1, mean 79.9 -> 85.8, against
-#: num_leaves 63, min_child_samples 1000, colsample_bytree 0.8 before
-#: (``--params`` gives those back), and halved training time.
-DEFAULT_ESTIMATOR_PARAMS = dict(n_estimators=300, learning_rate=0.1, num_leaves=31,
-                                min_child_samples=20_000, subsample=0.3, colsample_bytree=0.5,
-                                reg_lambda=1.0, max_bin=63, early_stopping_rounds=20,
-                                min_rounds=40)
-#: Small samples get smaller leaves: at most this share of the requested
-#: training pixels per leaf (20 k is 1/25 of 500 k), unless the caller sets
-#: min_child_samples; otherwise a 30 k-pixel trial run could not split at all.
-MIN_LEAF_SHARE = 1 / 25
 #: Smoothing used when there are no validation scenes to choose one: 2 km,
 #: the AMSR2 grid, well below the size of a chart polygon.
 FALLBACK_SMOOTHING = {"method": "gaussian", "sigma_px": 25.0}
@@ -68,41 +58,8 @@ CONSISTENCY_RULE = ("one open-water decision for all maps (water_rule 'sic': the
                     "FLOE take their most probable ice class; no-data pixels are 0")
 
 
-def estimator_settings(n_pixels: int, changes=None) -> dict:
-    """``DEFAULT_ESTIMATOR_PARAMS`` with ``changes``, leaves sized to ``n_pixels``.
-
-    Unless ``changes`` sets ``min_child_samples``, it is at most
-    ``MIN_LEAF_SHARE * n_pixels`` (and at least 20).
-    """
-    params = {**DEFAULT_ESTIMATOR_PARAMS, **(changes or {})}
-    if "min_child_samples" not in (changes or {}):
-        params["min_child_samples"] = int(min(params["min_child_samples"],
-                                              max(20, n_pixels * MIN_LEAF_SHARE)))
-    return params
-
-
-def make_estimators(params: dict, *, sic_classifier: bool = True) -> dict:
-    """The unfitted models of a system, by key (see :func:`models.predict.lattice_predict`).
-
-    SIC: an L2 regressor on the class index and, to compare, an 11-class
-    classifier (early-stopped on log-loss, as its probabilities feed the
-    expected-value mode). SOD, FLOE: classifiers with inverse-sqrt class
-    weights, early-stopped on the error rate, since only their argmax is used.
-    """
-    est = {"SIC_regression": IceRegressor(C.N_CLASSES["SIC"], **params)}
-    if sic_classifier:
-        est["SIC_classification"] = IceClassifier(C.N_CLASSES["SIC"], class_weight=None,
-                                                  **params)
-    for chart in ("SOD", "FLOE"):
-        est[chart] = IceClassifier(C.N_CLASSES[chart], class_weight="inv_sqrt",
-                                   eval_metric="multi_error", **params)
-    return est
-
-
 def resolve_scenes(train_dir_or_paths) -> list[Path]:
     """Training scene paths from a folder or a list of files (sorted, checked)."""
-    from scenes.reader import list_scenes
-
     if isinstance(train_dir_or_paths, (str, Path)):
         p = Path(train_dir_or_paths)
         if p.is_dir():
@@ -119,6 +76,16 @@ def resolve_scenes(train_dir_or_paths) -> list[Path]:
     return sorted(paths, key=lambda q: q.name)
 
 
+def sample_scenes(runner, scenes, *, config, n_pixels: int, seed: int):
+    """The training set of ``scenes`` (as :func:`models.sampling.build_training_set`), through ``runner``."""
+    n_max = pixels_per_scene(n_pixels, len(scenes))
+    parts = (part for _, part in runner.map(
+        sample_scene, scenes, task="sample", desc="sampling scenes",
+        cache_config=sampling_cache_config(config, seed, n_max),
+        kwargs=dict(n_max=n_max, seed=seed, config=config)))
+    return concat_samples(parts, feature_names(config), n_max_rows=n_max * len(scenes))
+
+
 def _eval_grid(shape):
     """Output rows/cols where validation maps are scored (a regular sub-grid)."""
     H, W = shape
@@ -128,9 +95,6 @@ def _eval_grid(shape):
 
 def _val_scene(path, config, stride):
     """Featurize one validation scene on the lattice; keep labels there and on the eval grid."""
-    from featurize import featurize_at
-    from scenes.reader import open_scene, scene_key
-
     ds = open_scene(path)
     try:
         shape = tuple(int(n) for n in ds[C.SAR_VARS[0]].shape)
@@ -154,8 +118,6 @@ def _val_scene(path, config, stride):
 
 def _val_stride(paths, stride):
     """Lattice stride for validation: ``stride``, coarser if the points would not fit."""
-    from scenes.reader import open_scene
-
     total = 0
     for p in paths:
         ds = open_scene(p, validate=False)
@@ -184,7 +146,7 @@ def _fit(est, ts, chart, eval_set, label):
     rows = ts.chart_rows(chart)
     if rows.size == 0:
         raise ValueError(f"no labelled {chart} pixels among the training samples; "
-                         "train on scenes whose {chart} chart is not all masked (255)")
+                         f"train on scenes whose {chart} chart is not all masked (255)")
     w = ts.weight[chart][rows].astype(np.float64)
     w /= w.mean()
     y = ts.y[chart][rows]
@@ -281,7 +243,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
                  n_pixels: int = 2_000_000, val_fraction: float = 0.2, n_jobs: int = -1,
                  progress: bool = True, stride: int = DEFAULT_STRIDE, estimator_params=None,
                  n_val_pixels=None, smoothing_grid=None, sic_modes=SIC_MODES,
-                 overwrite: bool = False, runner=None, distributed: bool = False) -> dict:
+                 overwrite: bool = False, runner=None, distributed: bool = False) -> Manifest:
     """Train, validate, choose and save a model folder.
 
     Parameters
@@ -306,8 +268,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     stride : int
         Prediction lattice step (SAR pixels) stored as the model's default.
     estimator_params : dict, optional
-        Overrides of ``DEFAULT_ESTIMATOR_PARAMS`` for all models (see
-        :func:`estimator_settings` for the leaf size of small samples).
+        Overrides of :data:`models.estimator.DEFAULT_PARAMS` for all models (see
+        :func:`models.estimator.estimator_settings` for the leaf size of small samples).
     n_val_pixels : int, optional
         Most validation points per chart for early stopping (default n_pixels // 4).
     smoothing_grid : list of specs, optional
@@ -316,25 +278,19 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         SIC modes to compare.
     overwrite : bool
         Replace an existing model folder.
-    runner : models.batch.SceneRunner, optional
+    runner : pipeline.runner.SceneRunner, optional
         Runs the per-scene work (sampling, validation features): joblib over
         ``n_jobs`` by default, or a Dask cluster, a cache that makes a killed
         run resumable, and skipping of bad scenes (listed in the manifest).
     distributed : bool
         Keep the samples on the runner's Dask cluster and train there with
-        :mod:`lightgbm.dask` (see :class:`models.distributed.DaskTrainingSet`).
+        :mod:`lightgbm.dask` (see :class:`pipeline.dask.DaskTrainingSet`).
 
     Returns
     -------
-    dict
+    models.manifest.Manifest
         The manifest as written to ``out_dir/manifest.json``.
     """
-    from tqdm.auto import tqdm
-
-    from featurize import FeatureConfig, feature_names
-
-    from .batch import SceneRunner, ensure_writable
-
     t_start = time.perf_counter()
     config = FeatureConfig() if config is None else config
     sic_modes = tuple(sic_modes)
@@ -367,12 +323,10 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
 
     t0 = time.perf_counter()
     if distributed:
-        from .distributed import DaskTrainingSet
         ts = DaskTrainingSet.sample(runner, train_paths, config=config, n_pixels=n_pixels,
                                     seed=seed)
     else:
-        ts = build_training_set(train_paths, config=config, n_pixels=n_pixels, seed=seed,
-                                progress=progress, runner=runner)
+        ts = sample_scenes(runner, train_paths, config=config, n_pixels=n_pixels, seed=seed)
     timings["sampling_s"] = time.perf_counter() - t0
 
     val, val_stride = [], stride
@@ -421,36 +375,35 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         sic_mode, water_rule, water_t = "regression", "sic", 0.5
         chosen = {c: dict(FALLBACK_SMOOTHING) for c in C.LABEL_CHARTS}
         scores = None
-    sic_key = "SIC_regression" if sic_mode == "regression" else "SIC_classification"
-    models = {"SIC": fitted[sic_key], "SOD": fitted["SOD"], "FLOE": fitted["FLOE"]}
+    models = {"SIC": fitted[sic_model_key(sic_mode)], "SOD": fitted["SOD"], "FLOE": fitted["FLOE"]}
     timings["total_s"] = time.perf_counter() - t_start
     skipped = set(runner.skipped_names())
-    manifest = {
-        "feature_names": list(feature_names(config)),
-        "feature_config": config.to_dict(),
-        "sic_mode": sic_mode,
-        "water_rule": water_rule,
-        "water_threshold": float(water_t),
-        "smoothing": chosen,
-        "stride": int(stride),
-        "consistency_rule": CONSISTENCY_RULE,
-        "training": {
-            "seed": int(seed), "n_pixels": int(n_pixels), "n_rows": len(ts),
-            "rows_per_chart": {c: ts.n_rows(c) for c in C.LABEL_CHARTS},
-            "val_fraction": float(val_fraction), "device": device, "n_jobs": threads,
-            "train_scenes": [q.name for q in train_paths if q.name not in skipped],
-            "val_scenes": [q.name for q in val_paths if q.name not in skipped],
-            "skipped_scenes": [{"scene": Path(b.path).name, "reason": b.message}
-                               for b in runner.skipped],
-            "distributed": bool(distributed),
-            "val_stride": int(val_stride),
-            "early_stopping_points": {c: int(n) for c, n in n_eval.items()},
-            "best_iterations": {k: int(e.best_iteration_) for k, e in fitted.items()},
-            "estimator_params": {k: v for k, v in params.items() if k != "n_jobs"},
-            "smoothing_grid": grid,
-            "timings_s": {k: round(v, 2) for k, v in timings.items()},
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-        "validation": scores,
-    }
+    manifest = Manifest(
+        feature_names=tuple(feature_names(config)),
+        feature_config=config.to_dict(),
+        sic_mode=sic_mode,
+        water_rule=water_rule,
+        water_threshold=float(water_t),
+        smoothing=chosen,
+        stride=int(stride),
+        consistency_rule=CONSISTENCY_RULE,
+        training=TrainingRecord(
+            seed=int(seed), n_pixels=int(n_pixels), n_rows=len(ts),
+            rows_per_chart={c: ts.n_rows(c) for c in C.LABEL_CHARTS},
+            val_fraction=float(val_fraction), device=device, n_jobs=threads,
+            train_scenes=tuple(q.name for q in train_paths if q.name not in skipped),
+            val_scenes=tuple(q.name for q in val_paths if q.name not in skipped),
+            skipped_scenes=tuple(SkippedScene(scene=Path(b.path).name, reason=b.message)
+                                 for b in runner.skipped),
+            distributed=bool(distributed),
+            val_stride=int(val_stride),
+            early_stopping_points={c: int(n) for c, n in n_eval.items()},
+            best_iterations={k: int(e.best_iteration_) for k, e in fitted.items()},
+            estimator_params={k: v for k, v in params.items() if k != "n_jobs"},
+            smoothing_grid=tuple(grid),
+            timings_s={k: round(v, 2) for k, v in timings.items()},
+            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ),
+        validation=scores,
+    )
     return save_model(out_dir, models=models, manifest=manifest, overwrite=overwrite)

@@ -39,6 +39,8 @@ import logging
 import os
 from pathlib import Path
 
+from evaluation.importance import PERM_METRIC, group_table
+from models.manifest import Manifest
 from scenes import contract as C
 
 log = logging.getLogger(__name__)
@@ -110,25 +112,24 @@ def _value(v):
     return json.dumps(v, sort_keys=True) if isinstance(v, (list, tuple, dict)) else v
 
 
-def model_params(manifest: dict) -> dict:
+def model_params(manifest: Manifest) -> dict:
     """MLflow params of a model manifest: features, LightGBM settings, sampling, choices."""
-    tr = manifest.get("training", {})
-    params = {f"feature.{k}": _value(v) for k, v in manifest["feature_config"].items()}
-    params.update({f"lgbm.{k}": _value(v) for k, v in tr.get("estimator_params", {}).items()})
-    for k in ("seed", "n_pixels", "n_rows", "val_fraction", "device", "val_stride"):
-        if k in tr:
-            params[k] = tr[k]
-    params.update(n_features=len(manifest["feature_names"]), sic_mode=manifest["sic_mode"],
-                  stride=manifest["stride"], n_train_scenes=len(tr.get("train_scenes", [])),
-                  n_val_scenes=len(tr.get("val_scenes", [])))
-    params.update({f"smoothing.{c}": _value(s) for c, s in manifest["smoothing"].items()})
-    params.update({f"best_iteration.{k}": v for k, v in tr.get("best_iterations", {}).items()})
+    tr = manifest.training
+    params = {f"feature.{k}": _value(v) for k, v in manifest.feature_config.items()}
+    params.update({f"lgbm.{k}": _value(v) for k, v in tr.estimator_params.items()})
+    params.update(seed=tr.seed, n_pixels=tr.n_pixels, n_rows=tr.n_rows,
+                  val_fraction=tr.val_fraction, device=tr.device, val_stride=tr.val_stride)
+    params.update(n_features=len(manifest.feature_names), sic_mode=manifest.sic_mode,
+                  stride=manifest.stride, n_train_scenes=len(tr.train_scenes),
+                  n_val_scenes=len(tr.val_scenes))
+    params.update({f"smoothing.{c}": _value(s) for c, s in manifest.smoothing.items()})
+    params.update({f"best_iteration.{k}": v for k, v in tr.best_iterations.items()})
     return params
 
 
-def validation_metrics(manifest: dict) -> dict:
+def validation_metrics(manifest: Manifest) -> dict:
     """``val_{chart}`` (the chosen, smoothed system) and ``val_unsmoothed_{chart}`` scores."""
-    scores = manifest.get("validation") or {}
+    scores = manifest.validation or {}
     out = {}
     for kind, prefix in (("smoothed", "val_"), ("unsmoothed", "val_unsmoothed_")):
         for k in (*C.LABEL_CHARTS, "combined"):
@@ -138,7 +139,7 @@ def validation_metrics(manifest: dict) -> dict:
 
 
 def _log_model_dir(mlflow, model_dir, manifest):
-    from models.pyfunc import log_model
+    from models.pyfunc import log_model  # imports mlflow: only with --mlflow
 
     mlflow.log_params(model_params(manifest))
     mlflow.log_metrics(validation_metrics(manifest))
@@ -150,7 +151,7 @@ def _test_metrics(result: dict) -> dict:
     return {f"test_{k}": float(v) for k, v in result["scores"].items()}
 
 
-def log_train(args, model_dir, manifest: dict) -> None:
+def log_train(args, model_dir, manifest: Manifest) -> None:
     """Log a training run: params, validation metrics, manifest, pyfunc model."""
     if not _on(args):
         return
@@ -191,8 +192,6 @@ def log_importance(args, result, paths: dict) -> None:
     """Log an importance run: settings, baseline and permutation metrics, CSV/PNG/summary."""
     if not _on(args):
         return
-    from .importance import PERM_METRIC, group_table
-
     with _run("importance") as mlflow:
         mlflow.log_params({"model": str(args.model), "data": str(args.data),
                            **{k: _value(v) for k, v in result.meta.items()
@@ -205,7 +204,7 @@ def log_importance(args, result, paths: dict) -> None:
             mlflow.log_artifact(str(p), "importance")
 
 
-def log_demo(args, model_dir, manifest: dict, result: dict, report_dir) -> None:
+def log_demo(args, model_dir, manifest: Manifest, result: dict, report_dir) -> None:
     """Log the demo as one run: training params, validation and test scores, model, report."""
     if not _on(args):
         return

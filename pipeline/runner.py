@@ -1,38 +1,30 @@
 """Work over folders of scenes: checks, per-scene runs (local, joblib or Dask), resumable.
 
-:class:`SceneRunner` runs one function per scene file: in this process, in
-joblib worker processes (``n_jobs``) or on a Dask cluster (``client``, see
-:mod:`models.distributed`). Results come back in scene order whatever ran
-them, so the output of a run does not depend on how it was executed. With a
-cache folder (:mod:`models.cache`), each scene's result is stored as soon as
-it is done and a rerun with the same configuration reuses it: a killed run
+:class:`SceneRunner` runs one function per scene file through an executor
+(:mod:`pipeline.executors`: in this process, in joblib worker processes, or
+on a Dask cluster). Results come back in scene order whatever ran them, so
+the output of a run does not depend on how it was executed. With a cache
+folder (:mod:`pipeline.cache`), each scene's result is stored as soon as it
+is done and a rerun with the same configuration reuses it: a killed run
 restarted with the same arguments skips the finished scenes and ends with
 the same output. With ``skip_bad``, a scene that breaks the data contract is
 left out (and listed in :attr:`SceneRunner.skipped`) instead of stopping the run.
-
-:func:`predict_folder` predicts a folder of scenes into one validated
-challenge submission.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import tempfile
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from evaluation.submission import SubmissionWriter, validate_submission
 from scenes import contract as C
-from scenes.reader import SceneError, atomic_owner, list_scenes, open_scene, scene_key
+from scenes.reader import SceneError, open_scene, scene_key
 
-from .cache import SceneCache, hash_files, pid_alive, source_identity
-from .persistence import load_model
-from .predict import predict_scene
+from .cache import SceneCache, source_identity
+from .dask import limit_worker_threads
+from .executors import DaskExecutor, JoblibExecutor, SerialExecutor
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +77,6 @@ def ensure_writable(target, what: str = "output") -> None:
                          f"choose a writable {what}") from None
 
 
-def remove_stale_tmp(final) -> None:
-    """Remove temporaries of ``final`` (``atomic_path``) left by killed processes."""
-    final = Path(final)
-    if not final.parent.is_dir():
-        return
-    for p in final.parent.iterdir():
-        pid = atomic_owner(p, final)
-        if pid is not None and not pid_alive(pid):
-            log.info("removing %s, left by a killed run", p)
-            p.unlink(missing_ok=True)
-
-
 # --- per-scene runs ---------------------------------------------------------------
 @dataclass(frozen=True)
 class BadScene:
@@ -116,8 +96,6 @@ class BadScene:
 
 def _scene_task(func, path, args, kwargs, cache, source, reuse):
     """Run ``func(path, *args, **kwargs)`` for one scene, through the cache."""
-    from .distributed import limit_worker_threads
-
     limit_worker_threads()
     key = scene_key(path)
     if cache is not None and reuse:
@@ -144,20 +122,24 @@ class SceneRunner:
     ----------
     n_jobs : int
         Scenes at once in joblib worker processes (1: in this process; -1:
-        one per core). Not used with a ``client``.
+        one per core). Not used with a ``client`` or an ``executor``.
     client : distributed.Client, optional
-        Run scenes on this Dask cluster instead.
+        Run scenes on this Dask cluster instead (created by the caller).
     cache_dir : path-like, optional
-        Cache folder (see :mod:`models.cache`); None: no cache.
+        Cache folder (see :mod:`pipeline.cache`); None: no cache.
     fresh : bool
         Recompute every scene (and overwrite its cache entry).
     skip_bad : bool
         Leave out scenes that break the data contract instead of stopping.
     progress : bool
         Show progress bars.
+    executor : optional
+        Any executor of :mod:`pipeline.executors`; overrides ``n_jobs`` and ``client``.
 
     Attributes
     ----------
+    executor
+        What runs the tasks.
     skipped : list of BadScene
         Scenes left out (``skip_bad``), in the order met.
     reused : list of str
@@ -165,17 +147,25 @@ class SceneRunner:
     """
 
     def __init__(self, *, n_jobs: int = 1, client=None, cache_dir=None, fresh: bool = False,
-                 skip_bad: bool = False, progress: bool = True):
-        self.n_jobs = -1 if n_jobs is None else int(n_jobs)
-        if self.n_jobs == 0:
+                 skip_bad: bool = False, progress: bool = True, executor=None):
+        n_jobs = -1 if n_jobs is None else int(n_jobs)
+        if n_jobs == 0:
             raise ValueError("n_jobs must be a positive count or negative (-1 = all cores), got 0")
-        self.client = client
+        if executor is None:
+            executor = (DaskExecutor(client) if client is not None else
+                        SerialExecutor() if n_jobs == 1 else JoblibExecutor(n_jobs))
+        self.executor = executor
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.fresh = bool(fresh)
         self.skip_bad = bool(skip_bad)
         self.progress = bool(progress)
         self.skipped: list[BadScene] = []
         self.reused: list[str] = []
+
+    @property
+    def client(self):
+        """The Dask client the scenes run on, or None."""
+        return getattr(self.executor, "client", None)
 
     # -- checks ----------------------------------------------------------------------
     def preflight(self, paths, *, kind=None, config=None) -> list[Path]:
@@ -214,9 +204,8 @@ class SceneRunner:
     # -- running ---------------------------------------------------------------------
     def share(self, obj):
         """``obj`` as tasks should receive it (sent once to every Dask worker)."""
-        if self.client is None:
-            return obj
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        share = getattr(self.executor, "share", None)
+        return obj if share is None else share(obj)
 
     def _cache(self, task, cache_config, compress):
         if self.cache_dir is None or cache_config is None:
@@ -238,6 +227,8 @@ class SceneRunner:
             Progress bar label.
         cache_config : dict, optional
             What the result depends on besides the scene; None: not cached.
+        args, kwargs
+            Further arguments of ``func``.
         compress : bool
             Compress cache entries.
 
@@ -256,7 +247,7 @@ class SceneRunner:
         if any(hit):
             log.info("%s: %d of %d scenes from the cache %s", desc, sum(hit), len(paths),
                      cache.dir)
-        computed = self._dispatch(todo, bar)
+        computed = self.executor.map(_scene_task, todo, done=lambda: bar.update(1))
         try:
             for p, s, h in zip(paths, sources, hit):
                 result = cache.load(scene_key(p), s) if h else None
@@ -271,34 +262,8 @@ class SceneRunner:
                     continue
                 yield p, result
         finally:
-            with warnings.catch_warnings():
-                # joblib warns that stopping early cancelled the scenes still running.
-                warnings.filterwarnings("ignore", message=".*tasks which were still being")
-                computed.close()
+            computed.close()
             bar.close()
-
-    def _dispatch(self, todo, bar):
-        """Results of ``_scene_task(*item)`` for ``todo``, in order."""
-        if not todo:
-            return
-        if self.client is not None:
-            from .distributed import iter_ordered, submit_scenes
-
-            futures = submit_scenes(self.client, _scene_task, todo)
-            yield from iter_ordered(self.client, futures, progress=bar)
-            return
-        if self.n_jobs == 1 or len(todo) == 1:
-            for item in todo:
-                result = _scene_task(*item)
-                bar.update(1)
-                yield result
-            return
-        from joblib import Parallel, delayed
-
-        runner = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        for result in runner(delayed(_scene_task)(*item) for item in todo):
-            bar.update(1)
-            yield result
 
     def submit(self, func, paths, *, task: str, desc: str, cache_config=None, args=(),
                kwargs=None, compress: bool = False) -> list:
@@ -308,11 +273,9 @@ class SceneRunner:
         of the scenes not skipped, in scene order. Cached scenes are loaded by
         the workers.
         """
-        if self.client is None:
+        if not hasattr(self.executor, "submit"):
             raise ValueError("keeping results on the cluster needs a Dask scheduler "
                              "(--scheduler ADDRESS or local:N)")
-        from .distributed import submit_scenes, wait_all
-
         paths = [Path(p) for p in paths]
         cache = self._cache(task, cache_config, compress)
         sources = [source_identity(p) for p in paths]
@@ -321,10 +284,10 @@ class SceneRunner:
                             if cache.has(scene_key(p), s)]
         items = [(func, p, tuple(args), dict(kwargs or {}), cache, s, not self.fresh)
                  for p, s in zip(paths, sources)]
-        futures = submit_scenes(self.client, _scene_task, items)
         with tqdm(total=len(paths), desc=desc, unit="scene", disable=not self.progress) as bar:
-            wait_all(self.client, futures, progress=bar)
-        bad = self.client.gather(self.client.map(_bad_or_none, futures, pure=False))
+            futures = self.executor.submit(_scene_task, items, done=lambda: bar.update(1))
+        client = self.client
+        bad = client.gather(client.map(_bad_or_none, futures, pure=False))
         out = []
         for p, f, b in zip(paths, futures, bad):
             if b is not None:
@@ -333,105 +296,3 @@ class SceneRunner:
                 continue
             out.append((p, f))
         return out
-
-
-# --- prediction of a folder --------------------------------------------------------
-def _with_threads(bundle, n: int):
-    """``bundle`` whose boosters predict on ``n`` threads (shallow copies; same results)."""
-    models = {}
-    for chart, est in bundle.models.items():
-        est = copy.copy(est)
-        est.n_jobs = n
-        models[chart] = est
-    return dataclasses.replace(bundle, models=models)
-
-
-def predict_path(path, bundle, stride=None, smoothing=True) -> dict:
-    """SIC/SOD/FLOE maps of one scene file, and the seconds it took (``"seconds"``).
-
-    The boosters use as many threads as numba may in this task (all cores
-    here, a worker's share under joblib or Dask).
-    """
-    import numba
-
-    t0 = time.perf_counter()
-    if not isinstance(bundle, (str, Path)):
-        bundle = _with_threads(bundle, numba.get_num_threads())
-    ds = open_scene(path)
-    try:
-        maps = predict_scene(ds, bundle, stride=stride, smoothing=smoothing)
-    finally:
-        ds.close()
-    return {**maps, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def predict_folder(scenes_dir, model_dir, out_file, *, stride=None, smoothing=True,
-                   progress=True, runner: SceneRunner | None = None) -> dict:
-    """Predict every scene of a folder and write the submission file.
-
-    Every scene is checked first (metadata, and its size against the
-    model's texture windows). Scenes are predicted by ``runner`` (default:
-    one at a time in this process, no cache) and appended in scene order to
-    a temporary file, so memory holds few scenes' maps; the file replaces
-    ``out_file`` only after it passed
-    :func:`evaluation.submission.validate_submission`.
-
-    Parameters
-    ----------
-    scenes_dir : path-like
-        Folder of test (or training) ``*_prep.nc`` scenes.
-    model_dir : path-like
-        Model folder written by :func:`models.train.train_models`.
-    out_file : path-like
-        Submission file to write (``upload_package.nc``).
-    stride : int, optional
-        Prediction lattice step; default the model's.
-    smoothing : bool
-        Apply the model's spatial smoothing.
-    progress : bool
-        Show a progress bar over scenes (when ``runner`` is not given).
-    runner : SceneRunner, optional
-        Where scenes run, the cache (keyed by the model files' hash, stride
-        and smoothing) and ``skip_bad``.
-
-    Returns
-    -------
-    dict
-        ``{"scenes": [keys written], "seconds": {key: s}, "out": Path,
-        "skipped": [(file name, reason)], "reused": [keys from the cache]}``.
-        A skipped scene is missing from the submission (its charts score 0).
-    """
-    runner = SceneRunner(progress=progress) if runner is None else runner
-    out_file = Path(out_file)
-    ensure_writable(out_file, "--out file")
-    bundle = load_model(model_dir)
-    listed = list_scenes(scenes_dir)
-    paths = runner.preflight(listed, config=bundle.feature_config)
-    if not paths:
-        raise ValueError(f"{scenes_dir}: every scene was skipped as bad input; nothing to predict")
-    cache_config = {"model": hash_files(model_dir),
-                    "stride": int(bundle.stride if stride is None else stride),
-                    "smoothing": bool(smoothing)}
-    remove_stale_tmp(out_file)
-    seconds, predicted = {}, []
-    shared = runner.share(bundle)
-    with SubmissionWriter(out_file) as sub:
-        for path, maps in runner.map(predict_path, paths, task="predict", desc="predict",
-                                     cache_config=cache_config, args=(shared, stride, smoothing),
-                                     compress=True):
-            key = scene_key(path)
-            seconds[key] = maps.pop("seconds")
-            sub.add(key, maps)
-            predicted.append(path)
-            log.info("%s: predicted in %.1f s", key, seconds[key])
-        if not predicted:
-            raise ValueError(f"{scenes_dir}: every scene was skipped as bad input; "
-                             "nothing to predict")
-        sub.close()
-        problems = validate_submission(sub.tmp_path, predicted)
-        if problems:
-            raise RuntimeError(f"{out_file}: the written submission is invalid ({problems[0]}); "
-                               "please report this bug")
-    return {"scenes": [scene_key(p) for p in predicted], "seconds": seconds, "out": out_file,
-            "skipped": [(Path(b.path).name, b.message) for b in runner.skipped],
-            "reused": list(runner.reused)}

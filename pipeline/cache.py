@@ -26,16 +26,16 @@ import dataclasses
 import hashlib
 import json
 import logging
+import importlib
 import os
-import socket
-import uuid
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from scenes.reader import atomic_write_text
+from models.predict import Lattice
+from scenes.reader import atomic_path, atomic_write_text, remove_stale_tmp
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 _META = "__meta__"
 #: Packages whose source fixes what a cached result holds.
-_CODE_PACKAGES = ("scenes", "featurize", "models")
+_CODE_PACKAGES = ("scenes", "featurize", "models", "pipeline")
+#: Dataclasses an entry may hold, by name.
+_DATACLASSES = {"Lattice": Lattice}
 
 
 def stable_hash(obj, n: int = 16) -> str:
@@ -66,9 +68,7 @@ def hash_files(folder, n: int = 16) -> str:
 
 @lru_cache(maxsize=None)
 def code_fingerprint() -> str:
-    """Digest of the ``.py`` files of the scenes, featurize and models packages."""
-    import importlib
-
+    """Digest of the ``.py`` files of the packages that compute cached results."""
     h = hashlib.sha256()
     for name in _CODE_PACKAGES:
         root = Path(importlib.import_module(name).__file__).parent
@@ -83,19 +83,6 @@ def source_identity(path) -> dict:
     return {"name": Path(path).name, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (its temporary files are not stale)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def default_cache_dir(out) -> Path:
     """``<out>.cache`` beside the output file or folder."""
     out = Path(out)
@@ -103,11 +90,6 @@ def default_cache_dir(out) -> Path:
 
 
 # --- encoding: arrays as .npy members, the rest as JSON ----------------------------
-def _dataclass_types():
-    from .predict import Lattice
-    return {"Lattice": Lattice}
-
-
 def _encode(obj, arrays):
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
@@ -119,7 +101,7 @@ def _encode(obj, arrays):
         if not all(isinstance(k, str) for k in obj) or "__array__" in obj or "__type__" in obj:
             raise TypeError("cached dicts need plain string keys")
         return {k: _encode(v, arrays) for k, v in obj.items()}
-    if dataclasses.is_dataclass(obj) and type(obj).__name__ in _dataclass_types():
+    if dataclasses.is_dataclass(obj) and type(obj).__name__ in _DATACLASSES:
         fields = {f.name: _encode(getattr(obj, f.name), arrays) for f in dataclasses.fields(obj)}
         return {"__type__": type(obj).__name__, "fields": fields}
     if isinstance(obj, tuple):
@@ -143,7 +125,7 @@ def _decode(obj, arrays):
     if "__tuple__" in obj:
         return tuple(_decode(v, arrays) for v in obj["__tuple__"])
     if "__type__" in obj:
-        cls = _dataclass_types()[obj["__type__"]]
+        cls = _DATACLASSES[obj["__type__"]]
         return cls(**{k: _decode(v, arrays) for k, v in obj["fields"].items()})
     return {k: _decode(v, arrays) for k, v in obj.items()}
 
@@ -209,29 +191,20 @@ class SceneCache:
             log.warning("%s: unreadable cache entry (%s); recomputing the scene", path, exc)
             return None
 
-    def _remove_stale_tmp(self):
-        """Remove temporary entries of killed processes of this host."""
-        host = socket.gethostname()
-        for p in self.dir.glob(".*.tmp"):
-            parts = p.name[1:].split(".")  # key, host..., pid, token, "tmp"
-            if (len(parts) >= 5 and ".".join(parts[1:-3]) == host and parts[-3].isdigit()
-                    and not pid_alive(int(parts[-3]))):
-                p.unlink(missing_ok=True)
-
     def save(self, key: str, source: dict, result) -> Path:
         """Write the entry of scene ``key`` atomically; return its path."""
         arrays = {}
         meta = {"key": key, "source": source, "result": _encode(result, arrays)}
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self._cleaned:
-            self._remove_stale_tmp()
+            remove_stale_tmp(self.dir)
             self._cleaned = True
         config_file = self.dir / "config.json"
         if not config_file.is_file():
             atomic_write_text(config_file, json.dumps(self.config, indent=2, sort_keys=True,
                                                       default=str) + "\n")
         final = self.path(key)
-        tmp = self.dir / f".{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = atomic_path(final)
         save = np.savez_compressed if self.compress else np.savez
         try:
             with open(tmp, "wb") as fh:
