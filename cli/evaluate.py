@@ -1,17 +1,18 @@
-"""``run.py evaluate``: score a submission against reference scenes."""
+"""``seaice evaluate``: score a submission against reference scenes."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from evaluation.figures import plot_confusions, plot_submission_maps
-from evaluation.scoring import format_table, score_submission, write_report_csvs
+from evaluation.scoring import format_scene_row, format_table, score_submission, write_report_csvs
 from evaluation.submission import open_submission, variable_name
 from scenes.contract import LABEL_CHARTS
+from scenes.outputs import Input, Output, check_outputs
 from scenes.reader import list_scenes, scene_key
 
 from .options import add_mlflow
-from .tracking import log_evaluate
+from .tracking import log_evaluate, tracked
 
 #: Scenes drawn by ``--scenes`` when ``--maps`` names none.
 DEFAULT_N_MAPS = 3
@@ -20,7 +21,8 @@ DEFAULT_N_MAPS = 3
 def add_parser(sub, parents):
     p = sub.add_parser("evaluate", parents=parents, help="score a submission with the challenge metrics",
                        description="Pooled R2 (SIC) and weighted F1 (SOD, FLOE), combined (2,2,1)/5.")
-    p.add_argument("--submission", required=True, metavar="FILE.nc")
+    p.add_argument("--submission", required=True, metavar="FILE.nc",
+                   help="the submission file to score (written by `seaice predict`)")
     p.add_argument("--reference", required=True, metavar="DIR",
                    help="folder of *_prep_reference.nc (or labelled *_prep.nc) scenes")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -66,7 +68,12 @@ def choose_scenes(scenes_dir, keys=None) -> dict:
     return {k: scenes[k] for k in keys}
 
 
+@tracked("evaluate")  # with --mlflow, its run opens here, its options logged at once
 def run(args) -> int:
+    check_outputs([Output(args.report and Path(args.report), "--report", folder=True)],
+                  [Input(Path(args.submission), "--submission"),
+                   Input(Path(args.reference), "--reference"),
+                   Input(args.scenes and Path(args.scenes), "--scenes")])
     if (args.scenes or args.maps) and not args.report:
         raise ValueError("--scenes and --maps draw into the report folder; add --report DIR")
     if args.maps and not args.scenes:
@@ -85,6 +92,6 @@ def run(args) -> int:
     else:
         print(format_table(result))
         for row in result["per_scene"]:
-            print(f"  {row['scene']}: SIC {row['SIC']:.3f}  SOD {row['SOD']:.3f}  FLOE {row['FLOE']:.3f}")
+            print(f"  {format_scene_row(row)}")
     log_evaluate(args, result)
     return 0

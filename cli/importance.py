@@ -1,9 +1,12 @@
-"""``run.py importance``: which inputs each chart model uses (tree, TreeSHAP, permutation)."""
+"""``seaice importance``: which inputs each chart model uses (tree, TreeSHAP, permutation)."""
 from __future__ import annotations
 
-from evaluation.importance import compute_importance, summary_lines, write_importance
+from pathlib import Path
 
-from .options import add_mlflow, add_seed
+from evaluation.importance import compute_importance, summary_lines, write_importance
+from scenes.outputs import Input, Output, check_outputs
+
+from .options import add_mlflow, add_seed, show_progress, whole_number
 from .tracking import log_importance
 
 
@@ -22,9 +25,9 @@ def add_parser(sub, parents):
                    help="folder of *_prep_reference.nc labels for test scenes "
                         "(default: DATA/../reference if it exists)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--pixels-per-scene", type=int, default=3000, metavar="N",
+    p.add_argument("--pixels-per-scene", type=whole_number(1), default=3000, metavar="N",
                    help="pixels sampled per scene (default 3000)")
-    p.add_argument("--repeats", type=int, default=3, metavar="R",
+    p.add_argument("--repeats", type=whole_number(1), default=3, metavar="R",
                    help="shuffles per feature group for the permutation importance (default 3)")
     add_seed(p)
     add_mlflow(p)
@@ -32,11 +35,15 @@ def add_parser(sub, parents):
 
 
 def run(args) -> int:
+    check_outputs([Output(Path(args.out), "--out", folder=True)],
+                  [Input(Path(args.model), "--model", sealed=True),
+                   Input(args.data and Path(args.data), "--data"),
+                   Input(args.reference and Path(args.reference), "--reference")])
     if args.reference and not args.data:
         raise ValueError("--reference needs --data (the scenes the references belong to)")
     result = compute_importance(args.model, args.data, reference_dir=args.reference,
                                 n_per_scene=args.pixels_per_scene, n_repeats=args.repeats,
-                                seed=args.seed)
+                                seed=args.seed, progress=show_progress(args))
     paths = write_importance(result, args.out)
     print("\n".join(summary_lines(result)))
     print(f"wrote {paths['csv']}, {paths['features_png'].name}, {paths['groups_png'].name} "

@@ -1,4 +1,4 @@
-"""``run.py``: the command-line interface, one module per subcommand.
+"""``seaice`` (and ``run.py``): the command-line interface, one module per subcommand.
 
 Each subcommand module has ``add_parser(subparsers, parents)`` and
 ``run(args) -> int`` and calls library functions only. Errors the user can
@@ -12,9 +12,12 @@ import importlib
 import logging
 import sys
 
-from .options import configure_logging, verbosity_parent
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-COMMANDS = ("synth", "check", "train", "predict", "evaluate", "validate", "demo", "importance")
+from .options import add_verbosity, configure_logging, verbosity_parent
+
+COMMANDS = ("synth", "check", "convert_raw", "train", "predict", "evaluate", "validate", "demo",
+            "importance")
 
 log = logging.getLogger("seaice")
 
@@ -22,6 +25,7 @@ log = logging.getLogger("seaice")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seaice", description="Gradient-boosted sea-ice charting from AI4Arctic scenes.")
+    add_verbosity(parser, before_command=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parents = [verbosity_parent()]
     for name in COMMANDS:
@@ -39,7 +43,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
     try:
-        return int(args.func(args) or 0)
+        # log lines go above the progress bars instead of being glued onto them
+        with logging_redirect_tqdm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -11,19 +11,75 @@ from pipeline.dask import DaskNotInstalled, dask_client, parse_scheduler, requir
 from .tracking import MlflowNotInstalled, require_mlflow
 
 
-def verbosity_parent() -> argparse.ArgumentParser:
-    """``-v/--verbose`` and ``-q/--quiet``, mapped to logging levels."""
-    p = argparse.ArgumentParser(add_help=False)
+#: Largest seed: numpy and LightGBM take 32-bit seeds.
+MAX_SEED = 2**32 - 1
+
+
+def add_verbosity(p: argparse.ArgumentParser, *, before_command: bool = False) -> None:
+    """``-v/--verbose`` and ``-q/--quiet``, mapped to logging levels.
+
+    Accepted before the command too (``seaice -v train ...``); those counts
+    go to their own names so that the command's defaults cannot reset them.
+    """
+    prefix = "pre_" if before_command else ""
     g = p.add_argument_group("output")
-    g.add_argument("-v", "--verbose", action="count", default=0,
+    g.add_argument("-v", "--verbose", action="count", default=0, dest=f"{prefix}verbose",
                    help="more log output (-vv for debug; also shows tracebacks)")
-    g.add_argument("-q", "--quiet", action="count", default=0,
+    g.add_argument("-q", "--quiet", action="count", default=0, dest=f"{prefix}quiet",
                    help="less log output and no progress bars")
+
+
+def verbosity_parent() -> argparse.ArgumentParser:
+    """A parent parser holding the verbosity options of every command."""
+    p = argparse.ArgumentParser(add_help=False)
+    add_verbosity(p)
     return p
 
 
+def whole_number(low: int, high: int | None = None, what: str = "a whole number"):
+    """An argparse type: an int in ``low..high``, else one line saying the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            upper = f" and <= {high}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"must be {what} >= {low}{upper}, got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def fraction(low_open: bool = False):
+    """An argparse type: a number in [0, 1) (or (0, 1) with ``low_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not ((0 < value) if low_open else (0 <= value)) or not value < 1:
+            raise argparse.ArgumentTypeError(
+                f"must be a fraction {'>' if low_open else '>='} 0 and < 1, got {text!r}")
+        return value
+    parse.__name__ = "fraction"
+    return parse
+
+
+def jobs_count(text: str) -> int:
+    """``--jobs``: a positive count, or negative for all cores but some (-1 = all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive count, or -1 for all cores; got {text!r}")
+    return value
+
+
 def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
-    p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=default,
+                   help=f"random seed, 0..{MAX_SEED} (default {default})")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -32,7 +88,7 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_jobs(p: argparse.ArgumentParser, default: int = -1, help: str | None = None) -> None:
-    p.add_argument("--jobs", type=int, default=default, metavar="N",
+    p.add_argument("--jobs", type=jobs_count, default=default, metavar="N",
                    help=help or "parallel worker processes over scenes (default: all cores)")
 
 
@@ -107,6 +163,9 @@ def add_mlflow(p: argparse.ArgumentParser) -> None:
 
 
 def configure_logging(args) -> None:
+    """Log level from ``-v``/``-q`` (given before or after the command)."""
+    args.verbose += getattr(args, "pre_verbose", 0)
+    args.quiet += getattr(args, "pre_quiet", 0)
     level = logging.INFO - 10 * args.verbose + 10 * args.quiet
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
 

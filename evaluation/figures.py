@@ -1,9 +1,14 @@
-"""Figures people look at: scene maps and confusion matrices (PNG)."""
+"""Figures people look at: scene maps and confusion matrices (PNG).
+
+Maps use the WMO ice-chart colours (:mod:`evaluation.colours`) and carry
+latitude / longitude lines from the scene's tie points.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import h5netcdf
 import matplotlib
 
 matplotlib.use("Agg")  # batch jobs have no display
@@ -12,19 +17,17 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 
 from scenes import contract as C  # noqa: E402
-from scenes.reader import atomic_path, list_scenes, open_scene, scene_key  # noqa: E402
+from scenes.geolocation import TiePoints, tie_points  # noqa: E402
+from scenes.reader import SceneError, atomic_path, list_scenes, open_scene, scene_key  # noqa: E402
 
+from .colours import CHART_COLOURS, NO_DATA_COLOUR  # noqa: E402
 from .submission import open_submission, read_map  # noqa: E402
 
 #: Largest side of a quicklook in pixels; real scenes are decimated to it.
 QUICKLOOK_SIDE = 1000
 
-_CHART_COLOURS = {
-    # open water dark blue, 100 % ice white, as ice charts and SAR images show them
-    "SIC": plt.get_cmap("Blues_r", 11)(np.linspace(0, 1, 11)),
-    "SOD": ["#0b3d91", "#f0e442", "#e69f00", "#56b4e9", "#009e73", "#cc79a7"],
-    "FLOE": ["#0b3d91", "#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026", "#7a0177"],
-}
+#: Spacings (degrees) tried for the latitude / longitude lines, finest first.
+_GRID_STEPS = (0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def _decimate(a: np.ndarray) -> np.ndarray:
@@ -33,19 +36,65 @@ def _decimate(a: np.ndarray) -> np.ndarray:
 
 
 def save_figure(fig, path) -> Path:
-    """Save a matplotlib figure as PNG atomically (temporary name, then rename) and close it."""
+    """Save a matplotlib figure as PNG atomically (temporary name, then rename) and close it.
+
+    A failed write (a full disk) is one ``OSError`` line naming ``path``; no
+    temporary is left.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(f"{path}: cannot be written ({exc.strerror or exc}); free disk space "
+                      "or write the figures elsewhere") from None
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _grid_step(values, lines: int = 4) -> float:
+    span = float(np.nanmax(values) - np.nanmin(values))
+    return next((s for s in _GRID_STEPS if span / s <= lines), _GRID_STEPS[-1])
+
+
+def draw_latlon_grid(ax, tp: TiePoints, step: int = 1) -> None:
+    """Labelled latitude / longitude lines over an image of the scene decimated by ``step``."""
+    H, W = tp.shape
+    lat, lon = tp.grid(np.arange(0, H, step), np.arange(0, W, step))
+    if np.ptp(tp.lon) > 180:  # across the antimeridian: keep longitudes continuous
+        lon = np.mod(lon, 360.0)
+    for values, fmt in ((lat, _lat_label), (lon, _lon_label)):
+        s = _grid_step(values)
+        levels = np.arange(np.floor(values.min() / s) * s, values.max() + s, s)
+        cs = ax.contour(values, levels=levels, colors="black", linewidths=0.5,
+                        linestyles="dashed", alpha=0.7)
+        ax.clabel(cs, fontsize=6, fmt=fmt)
+
+
+def _lat_label(v) -> str:
+    return f"{abs(round(float(v), 2)):g}°{'N' if v >= 0 else 'S'}"
+
+
+def _lon_label(v) -> str:
+    v = (float(v) + 180.0) % 360.0 - 180.0
+    return f"{abs(round(v, 2)):g}°{'E' if v >= 0 else 'W'}"
+
+
+def _scene_grid(scene):
+    """The scene's tie points, or None when it has none a map could use."""
+    try:
+        return tie_points(scene)
+    except (SceneError, KeyError, ValueError):
+        return None
 
 
 def _class_panel(ax, fig, values, chart, title):
     n = C.N_CLASSES[chart]
-    cmap = ListedColormap(_CHART_COLOURS[chart][:n]).with_extremes(bad="#bbbbbb")
+    cmap = ListedColormap(CHART_COLOURS[chart][:n]).with_extremes(bad=NO_DATA_COLOUR)
     norm = BoundaryNorm(np.arange(-0.5, n + 0.5), n)
     im = ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, ticks=np.arange(n), fraction=0.046, pad=0.02)
@@ -54,7 +103,8 @@ def _class_panel(ax, fig, values, chart, title):
     ax.set_axis_off()
 
 
-def plot_scene_maps(scene, predicted: dict, out_png, *, reference=None, title=None) -> Path:
+def plot_scene_maps(scene, predicted: dict, out_png, *, reference=None, title=None,
+                    confidence=None) -> Path:
     """HH/HV quicklook and predicted (and reference) SIC, SOD, FLOE of one scene.
 
     Parameters
@@ -66,13 +116,20 @@ def plot_scene_maps(scene, predicted: dict, out_png, *, reference=None, title=No
     out_png : path-like
     reference : xarray.Dataset or dict, optional
         Reference labels; 255 is drawn as masked (grey).
+    confidence : dict, optional
+        Confidence layers (``"SOD_confidence"``, ``"SIC_spread"`` ..., uint8
+        0..100) drawn in a row of their own.
     """
     hh = _decimate(scene[C.SAR_VARS[0]].values)
     hv = _decimate(scene[C.SAR_VARS[1]].values)
     nodata = ~C.sar_valid(hh)
-    rows = 2 if reference is not None else 1
+    conf = {c: (n, confidence[n]) for c in C.LABEL_CHARTS for n in
+            (f"{c}_confidence", f"{c}_spread") if confidence and n in confidence}
+    rows = 1 + (reference is not None) + bool(conf)
     fig, axes = plt.subplots(rows, 4, figsize=(17, 4.2 * rows), squeeze=False)
-    for ax, band, name in ((axes[0, 0], hh, "HH"), (axes[-1, 0], hv, "HV")):
+    for ax in axes[2:, 0]:
+        ax.set_axis_off()
+    for ax, band, name in ((axes[0, 0], hh, "HH"), (axes[min(1, rows - 1), 0], hv, "HV")):
         if rows == 1 and name == "HV":
             continue
         img = np.ma.masked_where(nodata, band)
@@ -87,6 +144,23 @@ def plot_scene_maps(scene, predicted: dict, out_png, *, reference=None, title=No
             ref = _decimate(np.asarray(reference[chart]))
             _class_panel(axes[1, j], fig, np.ma.masked_where(ref == C.MASK_VALUE, ref), chart,
                          f"reference {chart} (grey = masked)")
+        if chart in conf:
+            name, layer = conf[chart]
+            ax = axes[-1, j]
+            im = ax.imshow(np.ma.masked_where(nodata, _decimate(np.asarray(layer))),
+                           cmap="magma" if name.endswith("_confidence") else "magma_r",
+                           vmin=0, vmax=100, interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+            ax.set_title(f"{chart} confidence: probability of the class (%)"
+                         if name.endswith("_confidence") else
+                         f"{chart} spread of the regression (% points)", fontsize=9)
+            ax.set_axis_off()
+    tp = _scene_grid(scene)
+    if tp is not None:
+        step = max(1, int(np.ceil(max(tp.shape) / QUICKLOOK_SIDE)))
+        for ax in axes[:, 1:].ravel():
+            if ax.images:
+                draw_latlon_grid(ax, tp, step)
     if title:
         fig.suptitle(title)
     return save_figure(fig, out_png)
@@ -118,7 +192,18 @@ def plot_confusions(confusion: dict, out_dir) -> list[Path]:
             for chart, cm in confusion.items()]
 
 
-def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir) -> list[Path]:
+def read_confidence(products_dir, key: str) -> dict | None:
+    """Confidence layers of one scene from its products (``{key}_charts.nc``), if there."""
+    path = Path(products_dir) / f"{key}_charts.nc"
+    if not path.is_file():
+        return None
+    with h5netcdf.File(path, "r") as f:
+        return {name: np.where(f.variables[name][...] == 255, 0, f.variables[name][...])
+                for name in f.variables if name.endswith(("_confidence", "_spread"))}
+
+
+def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir,
+                         products_dir=None) -> list[Path]:
     """Map figures ``out_dir/maps_{key}.png`` of a submission's scenes.
 
     Parameters
@@ -130,6 +215,9 @@ def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir) -> li
     reference_dir : path-like
         Folder of reference scenes; a scene without one is drawn without it.
     out_dir : path-like
+    products_dir : path-like, optional
+        Products folder of ``seaice predict --products``: its confidence
+        layers get a row in the figures.
     """
     refs = {scene_key(p): p for p in list_scenes(reference_dir)}
     written = []
@@ -142,8 +230,9 @@ def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir) -> li
             ds = open_scene(path, check_values=False)
             ref = open_scene(refs[key], check_values=False) if key in refs else None
             try:
+                conf = read_confidence(products_dir, key) if products_dir else None
                 written.append(plot_scene_maps(ds, maps, Path(out_dir) / f"maps_{key}.png",
-                                               reference=ref, title=key))
+                                               reference=ref, title=key, confidence=conf))
             finally:
                 ds.close()
                 if ref is not None:

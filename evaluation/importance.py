@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from featurize import feature_groups, featurize_at
 from models import load_model
@@ -251,20 +252,20 @@ def find_labels(scene_path, ds, reference_dir=None):
 
 
 def sample_pixels(scene_paths, config, *, n_per_scene: int = DEFAULT_PIXELS_PER_SCENE,
-                  seed: int = 0, reference_dir=None) -> PixelSample:
+                  seed: int = 0, reference_dir=None, progress: bool = False) -> PixelSample:
     """Draw and featurize up to ``n_per_scene`` pixels of each scene.
 
     Pixels are drawn uniformly, without replacement, from the valid SAR
     pixels whose reference SIC is labelled (from the scene itself or from
     ``reference_dir``), or from all valid pixels of a scene without labels.
     Each scene's draw is seeded by ``seed`` and the scene key
-    (:func:`models.sampling.draw_uniform`).
+    (:func:`models.sampling.draw_uniform`). ``progress`` shows a bar over scenes.
     """
     if int(n_per_scene) < 1:
         raise ValueError(f"n_per_scene must be >= 1, got {n_per_scene}")
     Xs, ys, ws, keys, any_labels = [], {c: [] for c in C.LABEL_CHARTS}, [], [], False
-    for path in scene_paths:
-        ds = open_scene(path, check_values=False)
+    for path in tqdm(scene_paths, desc="sampling pixels", unit="scene", disable=not progress):
+        ds = open_scene(path)
         try:
             key = scene_key(path)
             pool = valid_mask(ds)
@@ -298,7 +299,8 @@ def sample_pixels(scene_paths, config, *, n_per_scene: int = DEFAULT_PIXELS_PER_
 # --- all together ---------------------------------------------------------------------
 def compute_importance(bundle, scenes=None, *, reference_dir=None,
                        n_per_scene: int = DEFAULT_PIXELS_PER_SCENE, n_repeats: int = 3,
-                       seed: int = 0, max_shap_pixels: int = MAX_SHAP_PIXELS) -> ImportanceResult:
+                       seed: int = 0, max_shap_pixels: int = MAX_SHAP_PIXELS,
+                       progress: bool = False) -> ImportanceResult:
     """Tree, TreeSHAP and permutation importance of a model bundle.
 
     Parameters
@@ -319,6 +321,8 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
     max_shap_pixels : int
         TreeSHAP runs on a seeded subsample of at most this many pixels
         (fewer for models with many trees, see :data:`SHAP_BUDGET`).
+    progress : bool
+        Show progress bars (sampling, permutation).
 
     Returns
     -------
@@ -338,14 +342,14 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
         elif isinstance(scenes, (str, Path)):
             scenes = [Path(scenes)]
         sample = sample_pixels(scenes, bundle.feature_config, n_per_scene=n_per_scene, seed=seed,
-                               reference_dir=reference_dir)
+                               reference_dir=reference_dir, progress=progress)
         result.scene_keys = sample.scene_keys
         result.meta.update(scenes=[str(s) for s in scenes], reference=(
             str(reference_dir) if reference_dir is not None and sample.labelled else None))
         rows += _shap_rows(bundle, sample, max_shap_pixels, seed)
         if sample.labelled:
             perm_rows, result.baseline, result.n_pixels, n_classes = _permutation_rows(
-                bundle, sample, feature_groups(bundle.feature_config), n_repeats, seed)
+                bundle, sample, feature_groups(bundle.feature_config), n_repeats, seed, progress)
             result.meta["reference_classes"] = n_classes
             rows += perm_rows
         else:
@@ -371,12 +375,13 @@ def _shap_rows(bundle, sample, max_pixels, seed):
     return rows
 
 
-def _permutation_rows(bundle, sample, groups, n_repeats, seed):
+def _permutation_rows(bundle, sample, groups, n_repeats, seed, progress=False):
     by_group = {}
     for j, name in enumerate(bundle.feature_names):
         by_group.setdefault(groups[name], []).append(j)
     rows, baseline, n_pixels, n_classes = [], {}, {}, {}
-    for chart in C.LABEL_CHARTS:
+    for chart in tqdm(C.LABEL_CHARTS, desc="permutation importance", unit="chart",
+                      disable=not progress):
         lab = sample.y[chart] != C.MASK_VALUE
         n_pixels[chart] = int(lab.sum())
         if not lab.any():
@@ -522,18 +527,43 @@ def plot_groups(result: ImportanceResult, out_png) -> Path:
 
 def write_importance(result: ImportanceResult, out_dir) -> dict:
     """Write ``importance.csv``, ``importance_features.png``, ``importance_groups.png``
-    and ``importance_summary.json`` to ``out_dir``; return ``{name: path}``."""
+    and ``importance_summary.json`` to ``out_dir``; return ``{name: path}``.
+
+    A failed write (a full disk) is one ``OSError`` line naming the file; the
+    files this call wrote are removed again, and ``out_dir`` too if this call
+    made it and it is empty.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out_dir / "importance.csv", "summary": out_dir / "importance_summary.json"}
+    made = not out_dir.exists()
+    paths = {"csv": out_dir / "importance.csv", "summary": out_dir / "importance_summary.json",
+             "features_png": out_dir / "importance_features.png",
+             "groups_png": out_dir / "importance_groups.png"}
     tmp = atomic_path(paths["csv"])
-    result.table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, paths["csv"])
-    summary = {**result.meta, "scene_keys": result.scene_keys, "baseline": result.baseline,
-               "n_pixels": result.n_pixels,
-               "top_groups": {m: {c: list(d)[:5] for c, d in group_table(result.table, m).items()}
-                              for m in (*TREE_METRICS, SHAP_METRIC, PERM_METRIC)}}
-    atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
-    paths["features_png"] = plot_top_features(result, out_dir / "importance_features.png")
-    paths["groups_png"] = plot_groups(result, out_dir / "importance_groups.png")
+    done = []
+    try:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            result.table.to_csv(tmp, index=False, float_format="%.6g")
+            os.replace(tmp, paths["csv"])
+        except OSError as exc:
+            raise OSError(f"{paths['csv']}: cannot be written ({exc.strerror or exc}); free "
+                          "disk space or choose another --out") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        done.append(paths["csv"])
+        summary = {**result.meta, "scene_keys": result.scene_keys, "baseline": result.baseline,
+                   "n_pixels": result.n_pixels,
+                   "top_groups": {m: {c: list(d)[:5]
+                                      for c, d in group_table(result.table, m).items()}
+                                  for m in (*TREE_METRICS, SHAP_METRIC, PERM_METRIC)}}
+        atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+        done.append(paths["summary"])
+        done.append(plot_top_features(result, paths["features_png"]))
+        done.append(plot_groups(result, paths["groups_png"]))
+    except BaseException:
+        for path in done:
+            path.unlink(missing_ok=True)
+        if made and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     return paths

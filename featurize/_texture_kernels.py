@@ -44,6 +44,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from scenes import _jit  # noqa: F401  (a writable numba cache for the kernels below)
+
 #: Fixed-point scale of the ``u log u`` table and of the homogeneity weights.
 ENT_SCALE = 2.0 ** 32
 HOM_SCALE = 2.0 ** 32

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scenes import _jit  # noqa: F401  (a writable numba cache for the kernels below)
+
 #: Fixed-point scale of the integral images (values in units of 2**-11 dB).
 FIXED_POINT = 2.0 ** 11
 #: Band values are clipped to centre +- this many dB before summing.

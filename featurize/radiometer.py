@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scenes import _jit  # noqa: F401  (a writable numba cache for the kernels below)
 from scenes.contract import AMSR2_VARS, ERA5_VARS, GRID2KM_FACTOR, to_physical
 
 #: SAR index of the centre of 2 km cell 0.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from scenes import _jit  # noqa: F401  (a writable numba cache for the kernels below)
+
 
 @njit(parallel=True, cache=True)
 def upsample_argmax(P, ri, ra, ci, ca, kmin, gate, use_gate, valid, out):
@@ -71,3 +73,48 @@ def upsample_round(V, ri, ra, ci, ca, vmax, t0, valid, out):
                 out[y, x] = 0
             else:
                 out[y, x] = min(max(int(np.floor(v + 0.5)), 1), vmax)
+
+
+@njit(parallel=True, cache=True)
+def upsample_pick(P, ri, ra, ci, ca, classes, valid, out):
+    """``out[y, x]`` = 100 x ``P[:, :, classes[y, x]]`` interpolated at (y, x), rounded
+    (uint8 0..100): the probability of each pixel's class. Invalid outputs are 255."""
+    Hl, Wl, K = P.shape
+    Ho, Wo = out.shape
+    for y in prange(Ho):
+        i0 = ri[y]
+        i1 = min(i0 + 1, Hl - 1)
+        a = ra[y]
+        for x in range(Wo):
+            k = classes[y, x]
+            if not valid[y, x] or k >= K:
+                out[y, x] = 255
+                continue
+            j0 = ci[x]
+            j1 = min(j0 + 1, Wl - 1)
+            b = ca[x]
+            v = ((1 - a) * ((1 - b) * P[i0, j0, k] + b * P[i0, j1, k])
+                 + a * ((1 - b) * P[i1, j0, k] + b * P[i1, j1, k]))
+            out[y, x] = min(max(int(np.floor(100.0 * v + 0.5)), 0), 100)
+
+
+@njit(parallel=True, cache=True)
+def upsample_percent(V, ri, ra, ci, ca, valid, out):
+    """``out[y, x]`` = ``V`` (already in percent) interpolated at (y, x), rounded and
+    clipped to 0..100 (uint8). Invalid outputs are 255."""
+    Hl, Wl = V.shape
+    Ho, Wo = out.shape
+    for y in prange(Ho):
+        i0 = ri[y]
+        i1 = min(i0 + 1, Hl - 1)
+        a = ra[y]
+        for x in range(Wo):
+            if not valid[y, x]:
+                out[y, x] = 255
+                continue
+            j0 = ci[x]
+            j1 = min(j0 + 1, Wl - 1)
+            b = ca[x]
+            v = ((1 - a) * ((1 - b) * V[i0, j0] + b * V[i0, j1])
+                 + a * ((1 - b) * V[i1, j0] + b * V[i1, j1]))
+            out[y, x] = min(max(int(np.floor(v + 0.5)), 0), 100)

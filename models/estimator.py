@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError
+from tqdm.auto import tqdm
 
 from scenes.contract import N_CLASSES
 
@@ -185,6 +186,22 @@ class _EarlyStopping:
                                                   self.results[self.best_round - 1])
 
 
+class _RoundProgress:
+    """LightGBM callback advancing a progress bar by one boosting round.
+
+    A fit of a large sample runs for minutes; without it the run showed no
+    sign of life between models.
+    """
+
+    order = 10  # before early stopping, which may end the fit in its round
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __call__(self, env):
+        self.bar.update(1)
+
+
 class _LGBMBase(BaseEstimator):
     """Shared parameters, training and prediction of the two estimators.
 
@@ -303,7 +320,8 @@ class _LGBMBase(BaseEstimator):
         params.update(self._extra_params())
         return params
 
-    def fit(self, X, y, *, eval_set=None, sample_weight=None, feature_names=None):
+    def fit(self, X, y, *, eval_set=None, sample_weight=None, feature_names=None,
+            progress=False):
         """Fit on ``X`` (n_samples, n_features), NaN allowed (missing).
 
         Parameters
@@ -316,6 +334,9 @@ class _LGBMBase(BaseEstimator):
         sample_weight : array (n_samples,), optional
         feature_names : list of str, optional
             Stored as ``feature_names_in_`` (default ``x0, x1, ...``).
+        progress : bool or str
+            Show a progress bar of the boosting rounds (a string labels it);
+            it does not change the model.
 
         Returns
         -------
@@ -363,6 +384,11 @@ class _LGBMBase(BaseEstimator):
             if self.early_stopping_rounds:
                 stopper = _EarlyStopping(int(self.early_stopping_rounds), int(self.min_rounds))
                 callbacks.append(stopper)
+        bar = None
+        if progress:
+            bar = tqdm(total=int(self.n_estimators), unit="round", leave=False,
+                       desc=progress if isinstance(progress, str) else type(self).__name__)
+            callbacks.append(_RoundProgress(bar))
         try:
             booster = lgb.train(params, train, num_boost_round=int(self.n_estimators),
                                 valid_sets=valid_sets or None,
@@ -372,9 +398,13 @@ class _LGBMBase(BaseEstimator):
             msg = " ".join(str(e).split())
             if self.device == "gpu" and any(k in msg.lower() for k in _GPU_ERROR_WORDS):
                 raise GPUUnavailableError(
-                    f"device='gpu' failed: LightGBM says '{msg}'; use device='cpu', or install "
-                    "an OpenCL GPU driver and a GPU-enabled LightGBM") from None
+                    f"the GPU device failed: LightGBM says '{msg}'; train on the CPU "
+                    "(--device cpu), or install an OpenCL GPU driver and a GPU-enabled "
+                    "LightGBM") from None
             raise
+        finally:
+            if bar is not None:
+                bar.close()
         self._set_fitted(booster, feature_names)
         if stopper is not None and stopper.best_round:
             self.best_iteration_ = stopper.best_round

@@ -24,7 +24,9 @@ Format 2 (this code writes it)::
     training         {seed, n_pixels, n_rows, rows_per_chart, val_fraction, device,
                       n_jobs, train_scenes, val_scenes, skipped_scenes: [{scene, reason}],
                       distributed, val_stride, early_stopping_points, best_iterations,
-                      estimator_params, smoothing_grid, timings_s, created_utc}
+                      estimator_params, smoothing_grid, timings_s, created_utc,
+                      validation_fallbacks: {chart: reason}}   (absent in older format-2
+                                                                files: read as {})
     validation       {str: JSON} | null    validation scores of every alternative
     versions         {str: str}            lightgbm, numpy, seaice-gbm, python
     classes          {chart: [int]}        0 .. N_CLASSES[chart] - 1
@@ -41,7 +43,7 @@ import copy
 import logging
 import numbers
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -173,6 +175,16 @@ def _chart_map(v, name, item, what):
         raise ManifestError(name, f"must have exactly the charts {list(C.LABEL_CHARTS)} "
                                   f"(missing {missing}, unknown {extra})")
     return {c: item(v[c], f"{name}.{c}") for c in C.LABEL_CHARTS}
+
+
+def _chart_subset(v, name):
+    """``{chart: non-empty str}`` over some of the label charts."""
+    v = _map(v, name, lambda x, m: _str(x, m, empty=False), "chart -> reason")
+    unknown = sorted(set(v) - set(C.LABEL_CHARTS))
+    if unknown:
+        raise ManifestError(f"{name}.{unknown[0]}", f"is not a chart (charts: "
+                                                   f"{list(C.LABEL_CHARTS)})")
+    return v
 
 
 def _json(v, name):
@@ -387,6 +399,15 @@ class TrainingRecord(_Record):
     smoothing_grid: tuple
     timings_s: dict
     created_utc: str
+    #: Charts whose validation labels could not rank models (none, or one
+    #: class), with the reason: their models were fitted without early
+    #: stopping and their choices are the defaults (see pipeline.train).
+    validation_fallbacks: dict = field(default_factory=dict)
+
+    @classmethod
+    def _parse(cls, d, **kw):
+        # format-2 manifests written before this field existed lack it; none fell back then
+        return super()._parse({"validation_fallbacks": {}, **d}, **kw)
 
 
 def _val_fraction(v, name):
@@ -417,6 +438,7 @@ TrainingRecord._checks = {
     "smoothing_grid": lambda v, n: _list(v, n, _spec, "smoothing specs"),
     "timings_s": lambda v, n: _map(v, n, _float, "phase -> seconds"),
     "created_utc": lambda v, n: _str(v, n, empty=False),
+    "validation_fallbacks": lambda v, n: _chart_subset(v, n),
 }
 TrainingRecord._nested = {
     # a list of {scene, reason}; anything else is left to the check, which names it

@@ -41,6 +41,7 @@ from featurize import FeatureConfig, feature_names
 from scenes import contract as C
 
 from .estimator import ESTIMATOR_CLASSES, lgb_feature_names
+from .lgbm_text import text_problem
 from .manifest import FORMAT_VERSION, EstimatorRecord, Manifest, ManifestError, ModelFile
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "ModelBundle", "load_model", "save_model",
@@ -134,7 +135,7 @@ def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = F
             raise ValueError(f"{out_dir} exists and is not a folder; choose another output path")
         if any(out_dir.iterdir()) and not overwrite:
             raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder "
-                             "or pass overwrite=True (--overwrite)")
+                             "or replace it (--overwrite)")
         if any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
             raise ValueError(f"{out_dir} is not a model folder (no {MANIFEST}); refusing to "
                              "replace it, choose a new folder")
@@ -143,7 +144,16 @@ def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = F
                                      params=models[c].get_params(),
                                      best_iteration=int(models[c].best_iteration_))
                   for c in C.LABEL_CHARTS}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    def cannot_write(exc):
+        # A full disk: one line naming the model folder, whatever reported it.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return OSError(f"model {out_dir}: cannot be written ({' '.join(str(reason).split())}); "
+                       "free disk space or choose another --out")
+
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise cannot_write(exc) from None
     try:
         files = {}
         for chart in C.LABEL_CHARTS:
@@ -160,12 +170,20 @@ def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = F
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             os.rename(out_dir, old / "m")
-            os.rename(tmp, out_dir)
+            try:
+                os.rename(tmp, out_dir)
+            except BaseException:
+                os.rename(old / "m", out_dir)  # put the previous model back
+                shutil.rmtree(old, ignore_errors=True)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        # LightGBM reports a failed write of the model text as a LightGBMError.
+        if isinstance(exc, (OSError, lgb.basic.LightGBMError)):
+            raise cannot_write(exc) from None
         raise
     return full
 
@@ -272,6 +290,9 @@ def load_model(model_dir) -> ModelBundle:
     for chart in C.LABEL_CHARTS:
         file = man.files[chart]
         text = _read_checked(model_dir, file)
+        problem = text_problem(text, len(names))
+        if problem:  # LightGBM's parser can abort the process on such a file
+            _fail(model_dir, f"model file {file.name} is damaged ({problem})")
         try:
             booster = lgb.Booster(model_str=text)
         except Exception as e:  # LightGBMError, or a parse error surfacing as another type

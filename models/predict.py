@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from featurize import featurize_at, featurize_blocks
 from scenes import contract as C
@@ -336,9 +337,60 @@ class Renderer:
         return {"SIC": sic, "SOD": self.ice("SOD", specs.get("SOD"), sic),
                 "FLOE": self.ice("FLOE", specs.get("FLOE"), sic)}
 
+    def _pick(self, P, classes):
+        out = np.empty(self.valid_out.shape, np.uint8)
+        P = np.ascontiguousarray(np.moveaxis(P, 0, -1), dtype=np.float32)
+        _kernels.upsample_pick(P, self.ri, self.ra, self.ci, self.ca,
+                               np.ascontiguousarray(classes, dtype=np.uint8), self.valid_out, out)
+        return out
+
+    def confidence(self, maps: dict, sic_mode: str, specs) -> dict:
+        """How sure the models are of ``maps`` (from :meth:`maps`), uint8 0..100 per pixel.
+
+        ``"SOD_confidence"`` / ``"FLOE_confidence"`` (and ``"SIC_confidence"``
+        for a SIC classifier): the model's probability, in percent, of the
+        class each pixel got, after the same smoothing as the maps; where the
+        water rule made a pixel water, that is the model's own open-water
+        probability, so a low value there means the models disagree. The SIC
+        regression has no probabilities: ``"SIC_spread"`` is instead the
+        standard deviation, in % concentration, of its unsmoothed lattice
+        values within :data:`SPREAD_RADIUS` lattice steps (high at edges and
+        where the model is noisy). Pixels without SAR data are 255 (no data,
+        as in the products). The maps are not changed.
+        """
+        out = {}
+        for chart in ("SOD", "FLOE"):
+            P = self._smooth(self.lat[f"{chart}_proba"], specs.get(chart))
+            out[f"{chart}_confidence"] = self._pick(P, maps[chart])
+        if sic_mode == "regression":
+            spread = np.empty(self.valid_out.shape, np.uint8)
+            _kernels.upsample_percent(lattice_spread(self.lat["SIC_value"], self.valid_l),
+                                      self.ri, self.ra, self.ci, self.ca, self.valid_out, spread)
+            out["SIC_spread"] = spread
+        else:
+            P = self._smooth(self.lat["SIC_proba"], specs.get("SIC"))
+            out["SIC_confidence"] = self._pick(P, maps["SIC"])
+        return out
+
+
+#: Half-width, in lattice steps, of the window of the SIC regression's spread.
+SPREAD_RADIUS = 2
+
+
+def lattice_spread(values, valid_l) -> np.ndarray:
+    """Standard deviation (% concentration, float32) of valid lattice SIC values (class
+    units) in the ``(2 SPREAD_RADIUS + 1)``-point square around each lattice point."""
+    w = valid_l.astype(np.float64)
+    v = np.where(valid_l, values, 0).astype(np.float64)
+    size = 2 * SPREAD_RADIUS + 1
+    n = ndimage.uniform_filter(w, size, mode="nearest")
+    m1 = ndimage.uniform_filter(v, size, mode="nearest") / np.maximum(n, 1e-9)
+    m2 = ndimage.uniform_filter(v * v, size, mode="nearest") / np.maximum(n, 1e-9)
+    return (10.0 * np.sqrt(np.maximum(m2 - m1 * m1, 0))).astype(np.float32)
+
 
 def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=True,
-                  timings=None) -> dict:
+                  timings=None, confidence: bool = False) -> dict:
     """SIC, SOD and FLOE maps of one scene.
 
     Parameters
@@ -357,10 +409,15 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     timings : dict, optional
         Filled with the seconds of each phase (``scan``, ``features``,
         ``boosting``, ``render``) and the number of ``lattice_points``.
+    confidence : bool
+        Also return the per-pixel confidence layers of
+        :meth:`Renderer.confidence` (the maps are the same either way).
 
     Returns
     -------
     dict chart -> uint8 (H, W)
+        Plus, with ``confidence``, ``"SOD_confidence"``, ``"FLOE_confidence"``
+        and ``"SIC_confidence"`` or ``"SIC_spread"`` (uint8 0..100, 255 without SAR data).
     """
     clock = time.perf_counter
     t0 = clock()
@@ -377,6 +434,8 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     t2 = clock()
     r = Renderer(lat, lattice, valid_l, valid_out, composite=comp)
     maps = r.maps(bundle.sic_mode, specs, bundle.water_rule, bundle.water_threshold)
+    if confidence:
+        maps.update(r.confidence(maps, bundle.sic_mode, specs))
     if timings is not None:
         timings.update(scan=t1 - t0, render=clock() - t2, lattice_points=int(valid_l.sum()),
                        **phases)

@@ -25,14 +25,18 @@ in SAR pixels; 0 = the model's) and ``smoothing`` (bool, default True), as
 
 The input example logged with the model names a tiny synthetic test scene
 that existed while the model was logged: it shows the format only.
+
+A logged or registered model's folder comes back as a plain model folder
+with :func:`download_model_dir` (``seaice predict --model models:/NAME/VERSION``).
 """
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
+import mlflow.artifacts
 import mlflow.pyfunc
 import pandas as pd
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
@@ -136,3 +140,27 @@ def log_model(model_dir, *, name: str = "model", registered_model_name=None):
             artifacts={ARTIFACT: str(model_dir)},
             signature=signature(), input_example=example, pip_requirements=requirements(),
             registered_model_name=registered_model_name)
+
+
+def download_model_dir(model_uri: str, dst) -> Path:
+    """Download a model logged by :func:`log_model` into ``dst``; return its model folder.
+
+    Parameters
+    ----------
+    model_uri : str
+        ``runs:/<run id>/model``, ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``...
+    dst : path
+        An existing (empty) folder.
+
+    Returns
+    -------
+    Path
+        The model folder inside ``dst``, ready for :func:`models.persistence.load_model`.
+    """
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    flavor = Model.load(str(local)).flavors.get("python_function", {})
+    spec = (flavor.get("artifacts") or {}).get(ARTIFACT)
+    if not spec or not (local / spec["path"]).is_dir():
+        raise ValueError(f"{model_uri}: not a seaice-gbm model (no {ARTIFACT!r} artifact in its "
+                         "MLmodel); use a model logged by `seaice train --mlflow`")
+    return local / spec["path"]

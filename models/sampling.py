@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from featurize import FeatureConfig, featurize_at, feature_names as names_of
 from scenes import contract as C
-from scenes.reader import open_scene, scene_key, valid_mask
+from scenes.reader import in_memory, open_scene, scene_key, valid_mask
 
 
 @dataclass
@@ -187,9 +187,10 @@ def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
     return idx.astype(np.int64), weight
 
 
-def _open(scene):
+def _open(scene, check_values=True):
     if isinstance(scene, (str, Path)):
-        return open_scene(scene), scene_key(scene)
+        # read once, then draw and featurize from memory
+        return in_memory(open_scene(scene, check_values=check_values)), scene_key(scene)
     key = str(scene.attrs.get("scene_id", "scene"))[: C.KEY_LENGTH]
     return scene, key
 
@@ -200,7 +201,8 @@ def _default_featurizer(config):
     return featurize
 
 
-def sample_scene(scene, *, n_max: int, seed: int, config=None, featurizer=None) -> dict:
+def sample_scene(scene, *, n_max: int, seed: int, config=None, featurizer=None,
+                 check_values: bool = True) -> dict:
     """Draw and featurize one scene's training pixels.
 
     Parameters
@@ -213,12 +215,15 @@ def sample_scene(scene, *, n_max: int, seed: int, config=None, featurizer=None) 
     config : featurize.FeatureConfig, optional
     featurizer : callable ``(ds, rows, cols) -> float32 (N, F)``, optional
         Replaces ``featurize_at(ds, config, rows, cols)``.
+    check_values : bool
+        Scan the scene's values when opening it from a path (off when the
+        caller checked every scene first).
 
     Returns
     -------
     dict with ``key, X, y, weight, rows, cols``.
     """
-    ds, key = _open(scene)
+    ds, key = _open(scene, check_values)
     try:
         missing = [c for c in C.LABEL_CHARTS if c not in ds.variables]
         if missing:

@@ -13,7 +13,13 @@ are distributed most like the training labels (total variation distance
 per chart, weighted like the combined score), among the splits that leave
 the training scenes at least ``MIN_TRAIN_SHARE`` of every class's pixels:
 a class that one scene nearly alone holds (old ice, say) must not become
-validation-only, as the models could then never learn it. Without counts
+validation-only, as the models could then never learn it. Next, it prefers
+splits whose validation scenes hold at least two classes of every chart:
+on one class (an all-water scene) or none (an all-255 chart) the
+validation scores cannot rank models, so early stopping and the choices
+made on them would be decided by a tie. Where no such split keeps the
+training classes, the train job falls back for that chart
+(:func:`validation_problem`; see :mod:`pipeline.train`). Without counts
 the split is the first of those draws.
 """
 from __future__ import annotations
@@ -60,23 +66,43 @@ def check_val_fraction(val_fraction) -> float:
     return float(val_fraction)
 
 
-def _distance(counts, val_mask):
-    """Weighted total variation distance of validation and training label distributions.
+def validation_problem(chart: str, labels) -> str | None:
+    """Why the validation labels ``labels`` of ``chart`` cannot rank models, or None.
 
-    ``counts``: ``{chart: (n_scenes, n_classes) array}``; charts weighted
-    as in the combined score (``C.CHART_WEIGHTS``). Each class of which the
-    training scenes keep less than ``MIN_TRAIN_SHARE`` adds 10, more than
-    the distance can otherwise reach (5).
+    Empty (every pixel masked) or a single class: every model then scores
+    alike on the ranking that matters (R2 of one class is 0 or 100), so
+    neither early stopping nor a choice may rest on them.
     """
-    total = 0.0
+    labels = np.asarray(labels).ravel()
+    classes = np.unique(labels[labels != C.MASK_VALUE])
+    if classes.size == 0:
+        return f"no labelled {chart} pixels in the validation scenes"
+    if classes.size == 1:
+        return f"only {chart} class {int(classes[0])} in the validation scenes"
+    return None
+
+
+def _badness(counts, val_mask):
+    """How unfit a split is, as a tuple compared in order (lower is better).
+
+    ``counts``: ``{chart: (n_scenes, n_classes) array}``. First the number
+    of classes of which the training scenes keep less than
+    ``MIN_TRAIN_SHARE`` (the models could not learn them); then the number
+    of charts whose validation scenes hold fewer than two classes (they
+    cannot rank models); then the total variation distance of validation
+    and training label distributions, charts weighted as in the combined
+    score (``C.CHART_WEIGHTS``).
+    """
+    lost, single, distance = 0, 0, 0.0
     for chart, w in C.CHART_WEIGHTS.items():
         val, train = counts[chart][val_mask].sum(0), counts[chart][~val_mask].sum(0)
-        total += 10.0 * np.count_nonzero(train < MIN_TRAIN_SHARE * (train + val))
+        lost += int(np.count_nonzero(train < MIN_TRAIN_SHARE * (train + val)))
+        single += int(np.count_nonzero(val) < 2)
         if val.sum() == 0 or train.sum() == 0:
-            total += w  # one side has no labelled pixel of this chart: as far as can be
+            distance += w  # one side has no labelled pixel of this chart: as far as can be
             continue
-        total += w * 0.5 * np.abs(val / val.sum() - train / train.sum()).sum()
-    return total
+        distance += w * 0.5 * np.abs(val / val.sum() - train / train.sum()).sum()
+    return lost, single, distance
 
 
 def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: int = N_DRAWS):
@@ -91,7 +117,7 @@ def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: in
         Seeds the random draws.
     counts : list of dict, optional
         :func:`scene_label_counts` of each scene, in ``paths`` order. Given,
-        the most representative of ``n_draws`` random splits is kept.
+        the best of ``n_draws`` random splits is kept (see the module doc).
     n_draws : int
 
     Returns
@@ -111,11 +137,11 @@ def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: in
         counts = {chart: np.stack([c[chart] for c in counts]).astype(np.float64)
                   for chart in C.CHART_WEIGHTS}
     rng = np.random.default_rng(seed)
-    best, best_d = None, np.inf
+    best, best_d = None, (np.inf,)
     for _ in range(n_draws if counts is not None else 1):
         val_mask = np.zeros(len(paths), bool)
         val_mask[rng.permutation(len(paths))[:n_val]] = True
-        d = _distance(counts, val_mask) if counts is not None else 0.0
+        d = _badness(counts, val_mask) if counts is not None else (0,)
         if d < best_d:  # strict: ties keep the earlier draw
             best, best_d = val_mask, d
     val = sorted((p for p, v in zip(paths, best) if v), key=lambda q: q.name)

@@ -16,9 +16,13 @@ file changed since is a miss.
 
 An entry holds the result's arrays as ``.npy`` members and everything else
 (nested dicts, numbers, strings, :class:`models.predict.Lattice`) as one JSON
-member: nothing is pickled. It is written to a temporary name in the same
-folder and renamed into place, so a run killed at any moment leaves whole
-entries only.
+member: nothing is pickled. The JSON member also holds a SHA-256 of the
+arrays (names, dtypes, shapes and bytes): an entry whose arrays do not match
+it (damaged on disk, or replaced) is recomputed with a warning naming the
+file, instead of feeding a wrong array to the run. An entry is written to a
+temporary name in the same folder and renamed into place, so a run killed
+at any moment leaves whole entries only; a write that fails (a full disk)
+ends in one ``OSError`` line naming the cache file and leaves no temporary.
 """
 from __future__ import annotations
 
@@ -28,7 +32,6 @@ import json
 import logging
 import importlib
 import os
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,8 +42,8 @@ from scenes.reader import atomic_path, atomic_write_text, remove_stale_tmp
 
 log = logging.getLogger(__name__)
 
-#: Bumped when the entry format changes.
-CACHE_VERSION = 1
+#: Bumped when the entry format changes (2: entries hold a checksum of their arrays).
+CACHE_VERSION = 2
 _META = "__meta__"
 #: Packages whose source fixes what a cached result holds.
 _CODE_PACKAGES = ("scenes", "featurize", "models", "pipeline")
@@ -158,8 +161,11 @@ class SceneCache:
         """The entry file of scene ``key``."""
         return self.dir / f"{key}.npz"
 
-    def _read_meta(self, npz):
-        return json.loads(str(npz[_META][()]))
+    def _read_meta(self, npz) -> dict:
+        meta = json.loads(str(npz[_META][()]))
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+            raise ValueError("no checksum in its JSON member")
+        return meta
 
     def has(self, key: str, source: dict) -> bool:
         """Whether a readable entry made from this very scene file exists (reads its JSON only)."""
@@ -169,8 +175,9 @@ class SceneCache:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 meta = self._read_meta(npz)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            log.warning("%s: unreadable cache entry (%s); recomputing the scene", path, exc)
+        except Exception as exc:  # numpy, zipfile and json raise many types for a bad file
+            log.warning("%s: unreadable cache entry (%s); recomputing the scene", path,
+                        _one_line(exc))
             return False
         if meta.get("source") != source:
             log.info("%s: scene file changed since it was cached; recomputing", path)
@@ -178,7 +185,7 @@ class SceneCache:
         return True
 
     def load(self, key: str, source: dict):
-        """The cached result of scene ``key``, or None (missing, stale or unreadable)."""
+        """The cached result of scene ``key``, or None (missing, stale, unreadable or damaged)."""
         if not self.has(key, source):
             return None
         path = self.path(key)
@@ -186,34 +193,65 @@ class SceneCache:
             with np.load(path, allow_pickle=False) as npz:
                 meta = self._read_meta(npz)
                 arrays = {k: npz[k] for k in npz.files if k != _META}
+            if _checksum(arrays) != meta["sha256"]:
+                log.warning("%s: cache entry damaged (its arrays do not match their checksum); "
+                            "recomputing the scene", path)
+                return None
             return _decode(meta["result"], arrays)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            log.warning("%s: unreadable cache entry (%s); recomputing the scene", path, exc)
+        except Exception as exc:  # numpy, zipfile and json raise many types for a bad file
+            log.warning("%s: unreadable cache entry (%s); recomputing the scene", path,
+                        _one_line(exc))
             return None
 
     def save(self, key: str, source: dict, result) -> Path:
-        """Write the entry of scene ``key`` atomically; return its path."""
+        """Write the entry of scene ``key`` atomically; return its path.
+
+        Raises
+        ------
+        OSError
+            One line naming the entry when it cannot be written (a full disk).
+        """
         arrays = {}
         meta = {"key": key, "source": source, "result": _encode(result, arrays)}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not self._cleaned:
-            remove_stale_tmp(self.dir)
-            self._cleaned = True
-        config_file = self.dir / "config.json"
-        if not config_file.is_file():
-            atomic_write_text(config_file, json.dumps(self.config, indent=2, sort_keys=True,
-                                                      default=str) + "\n")
+        meta["sha256"] = _checksum(arrays)
         final = self.path(key)
         tmp = atomic_path(final)
         save = np.savez_compressed if self.compress else np.savez
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not self._cleaned:
+                remove_stale_tmp(self.dir)
+                self._cleaned = True
+            config_file = self.dir / "config.json"
+            if not config_file.is_file():
+                atomic_write_text(config_file, json.dumps(self.config, indent=2, sort_keys=True,
+                                                          default=str) + "\n")
             with open(tmp, "wb") as fh:
                 save(fh, **arrays, **{_META: np.array(json.dumps(meta))})
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # config.json
+            reason = cause.strerror or _one_line(cause)
+            raise OSError(f"{final}: cannot write this cache entry ({reason}); free disk space, "
+                          "or pass --cache DIR on another disk, or --no-cache") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return final
 
+
+def _checksum(arrays: dict) -> str:
+    """SHA-256 of the arrays of an entry: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.data if a.size else b"")
+    return h.hexdigest()
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -24,7 +24,7 @@ from scenes.reader import SceneError, open_scene, scene_key
 
 from .cache import SceneCache, source_identity
 from .dask import limit_worker_threads
-from .executors import DaskExecutor, JoblibExecutor, SerialExecutor
+from .executors import DaskExecutor, JoblibExecutor, SerialExecutor, watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,9 @@ class BadScene:
 def _scene_task(func, path, args, kwargs, cache, source, reuse):
     """Run ``func(path, *args, **kwargs)`` for one scene, through the cache."""
     limit_worker_threads()
+    # A worker process ends itself once the run that started it is gone (joblib workers
+    # started their watchdog as they started; this covers any other worker process).
+    watch_parent()
     key = scene_key(path)
     if cache is not None and reuse:
         result = cache.load(key, source)
@@ -169,16 +172,20 @@ class SceneRunner:
 
     # -- checks ----------------------------------------------------------------------
     def preflight(self, paths, *, kind=None, config=None) -> list[Path]:
-        """Cheap contract checks (metadata, and size against ``config``) of every scene first.
+        """The full contract checks of every scene (metadata, values, labels, and size
+        against ``config``), before any heavy work.
 
         Returns the scenes that passed; a failing one raises its
-        :class:`SceneError`, or is skipped with ``skip_bad``. Also checks
-        that the cache folder can be written.
+        :class:`SceneError`, or is skipped with ``skip_bad``. The tasks then
+        open scenes without scanning their values again. Also checks that the
+        cache folder can be written.
         """
         good = []
-        for p in map(Path, paths):
+        paths = [Path(p) for p in paths]
+        for p in tqdm(paths, desc="checking scenes", unit="scene", disable=not self.progress,
+                      leave=False):
             try:
-                ds = open_scene(p, kind=kind, check_values=False)
+                ds = open_scene(p, kind=kind)
                 try:
                     if config is not None:
                         check_scene_fits(p, tuple(ds.sizes[d] for d in C.SAR_DIMS), config)

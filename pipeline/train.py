@@ -14,6 +14,16 @@ maps and the smoothing of each chart are chosen by the challenge metric
 (:mod:`evaluation.metrics`). The chosen models are saved with
 :func:`models.persistence.save_model`; the manifest keeps the validation
 scores of every alternative, with and without smoothing.
+
+A chart whose validation labels are empty or of one class cannot rank
+models (:func:`models.split.validation_problem`): its models are fitted
+without early stopping and its choices are the defaults (SIC mode
+regression, water rule ``sic`` at 0.5, :data:`FALLBACK_SMOOTHING`), which
+one warning line says and ``training.validation_fallbacks`` records.
+
+The sample size follows the data unless given: ``n_pixels="auto"`` draws
+:data:`AUTO_PIXEL_SHARE` of the training scenes' labelled pixels, at most
+:data:`MAX_AUTO_PIXELS` (:func:`auto_pixels`).
 """
 from __future__ import annotations
 
@@ -35,9 +45,11 @@ from models.persistence import save_model
 from models.predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
                             make_lattice, predict_points, scan_scene, sic_model_key)
 from models.sampling import concat_samples, pixels_per_scene, sample_scene, sampling_cache_config
-from models.split import LABEL_STEP, check_val_fraction, scene_label_counts, split_scenes
+from models.split import (LABEL_STEP, check_val_fraction, scene_label_counts, split_scenes,
+                          validation_problem)
 from scenes import contract as C
-from scenes.reader import list_scenes, open_scene, scene_key
+from scenes.outputs import Input, Output, check_outputs
+from scenes.reader import in_memory, list_scenes, open_scene, scene_key
 
 from .dask import DaskTrainingSet
 from .runner import SceneRunner, ensure_writable
@@ -47,6 +59,13 @@ log = logging.getLogger(__name__)
 #: Smoothing used when there are no validation scenes to choose one: 2 km,
 #: the AMSR2 grid, well below the size of a chart polygon.
 FALLBACK_SMOOTHING = {"method": "gaussian", "sigma_px": 25.0}
+#: ``n_pixels="auto"`` draws this share of the training scenes' labelled pixels:
+#: neighbouring pixels of a chart polygon are near copies, so a tenth of them
+#: carries most of what there is to learn (the demo draws 300 k of about 3 M),
+#: where a fixed 2 M drew every labelled pixel of six 600 x 600 scenes (18 minutes).
+AUTO_PIXEL_SHARE = 0.1
+#: ... and at most this many (the sample of the benchmarks; real datasets reach it).
+MAX_AUTO_PIXELS = 2_000_000
 #: Validation lattice points kept in memory at most (features of all of them).
 MAX_VAL_POINTS = 2_000_000
 #: Validation maps are scored on a sub-grid of about this many pixels per scene.
@@ -76,13 +95,40 @@ def resolve_scenes(train_dir_or_paths) -> list[Path]:
     return sorted(paths, key=lambda q: q.name)
 
 
+def check_pixels(n_pixels):
+    """``n_pixels`` as an int >= 1, or None for ``"auto"`` (and None); else one-line ValueError."""
+    if n_pixels is None or (isinstance(n_pixels, str) and n_pixels.strip().lower() == "auto"):
+        return None
+    try:
+        n = int(n_pixels)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(n_pixels, bool) or n < 1 or (not isinstance(n_pixels, str) and n != n_pixels):
+        raise ValueError(f"n_pixels (--pixels) must be a whole number >= 1 or 'auto', "
+                         f"got {n_pixels!r}")
+    return n
+
+
+def auto_pixels(counts, step: int = LABEL_STEP) -> int:
+    """Training pixels of ``n_pixels="auto"``: ``AUTO_PIXEL_SHARE`` of the labelled pixels.
+
+    ``counts`` are :func:`models.split.scene_label_counts` of the training
+    scenes, taken on every ``step``-th row and column (a count stands for
+    ``step ** 2`` pixels); a scene's labelled pixels are those of its chart
+    with the most. At least 1, at most :data:`MAX_AUTO_PIXELS`.
+    """
+    labelled = step * step * sum(max(int(c[chart].sum()) for chart in C.LABEL_CHARTS)
+                                 for c in counts)
+    return int(max(1, min(MAX_AUTO_PIXELS, round(AUTO_PIXEL_SHARE * labelled))))
+
+
 def sample_scenes(runner, scenes, *, config, n_pixels: int, seed: int):
     """The training set of ``scenes`` (as :func:`models.sampling.build_training_set`), through ``runner``."""
     n_max = pixels_per_scene(n_pixels, len(scenes))
     parts = (part for _, part in runner.map(
         sample_scene, scenes, task="sample", desc="sampling scenes",
         cache_config=sampling_cache_config(config, seed, n_max),
-        kwargs=dict(n_max=n_max, seed=seed, config=config)))
+        kwargs=dict(n_max=n_max, seed=seed, config=config, check_values=False)))
     return concat_samples(parts, feature_names(config), n_max_rows=n_max * len(scenes))
 
 
@@ -95,7 +141,8 @@ def _eval_grid(shape):
 
 def _val_scene(path, config, stride):
     """Featurize one validation scene on the lattice; keep labels there and on the eval grid."""
-    ds = open_scene(path)
+    # the job checked every scene first; read once, then work from memory
+    ds = in_memory(open_scene(path, check_values=False))
     try:
         shape = tuple(int(n) for n in ds[C.SAR_VARS[0]].shape)
         lattice = make_lattice(shape, stride)
@@ -142,7 +189,7 @@ def _eval_set(val, chart, n_max, rng):
     return X, y
 
 
-def _fit(est, ts, chart, eval_set, label):
+def _fit(est, ts, chart, eval_set, label, progress=False):
     rows = ts.chart_rows(chart)
     if rows.size == 0:
         raise ValueError(f"no labelled {chart} pixels among the training samples; "
@@ -155,7 +202,8 @@ def _fit(est, ts, chart, eval_set, label):
         ev = eval_set
     t0 = time.perf_counter()
     X = ts.X if rows.size == len(ts) else ts.X[rows]  # no copy when every row is labelled
-    est.fit(X, y, sample_weight=w, eval_set=ev, feature_names=ts.feature_names)
+    est.fit(X, y, sample_weight=w, eval_set=ev, feature_names=ts.feature_names,
+            progress=progress and f"fitting {label}")
     del X
     log.info("%s: %d rows, %d rounds, %.1f s", label, rows.size, est.best_iteration_,
              time.perf_counter() - t0)
@@ -170,26 +218,35 @@ def _score(chart, renderers, make):
     return acc.score()
 
 
-def _select(renderers, grid, sic_modes):
+def _select(renderers, grid, sic_modes, fallback=()):
     """Choose the SIC mode, the water rule and each chart's smoothing on validation maps.
 
     SIC mode and smoothing first (jointly, by R2); then for each water rule
     (``"sic"`` with each of ``WATER_THRESHOLDS``, ``"classifiers"``) the SOD
     and FLOE smoothing (by weighted F1, gated by that rule's water); the
     rule with the best combined score wins. Ties keep the earlier mode /
-    rule and the earlier (milder) grid entry.
+    rule and the earlier (milder) grid entry. A chart in ``fallback``
+    (validation labels that cannot rank models) takes the defaults instead
+    and has no say in the water rule: SIC mode regression and water rule
+    ``sic`` at 0.5 for SIC, :data:`FALLBACK_SMOOTHING` for each.
     """
-    names = [sm.spec_label(s) for s in grid]
+    grids = {c: [dict(FALLBACK_SMOOTHING)] if c in fallback else grid for c in C.LABEL_CHARTS}
+    if "SIC" in fallback:
+        sic_modes = ("regression",)
     none = {"method": "none"}
     sic_grid = {m: {} for m in sic_modes}
     for mode in sic_modes:
-        for spec, name in zip(grid, names):
-            sic_grid[mode][name] = _score("SIC", renderers, lambda i, r: r.sic(mode, spec))
-    order = [(m, i) for m in sic_modes for i in range(len(grid))]
-    mode, i_best = max(order, key=lambda mi: (sic_grid[mi[0]][names[mi[1]]], -order.index(mi)))
-    sic_spec = grid[i_best]
+        for spec in grids["SIC"]:
+            sic_grid[mode][sm.spec_label(spec)] = _score("SIC", renderers,
+                                                         lambda i, r: r.sic(mode, spec))
+    order = [(m, i) for m in sic_modes for i in range(len(grids["SIC"]))]
+    mode, i_best = max(order, key=lambda mi: (
+        sic_grid[mi[0]][sm.spec_label(grids["SIC"][mi[1]])], -order.index(mi)))
+    sic_spec = grids["SIC"][i_best]
     thresholds = WATER_THRESHOLDS if mode != "argmax" else (0.5,)
     candidates = [("sic", t) for t in thresholds] + [("classifiers", 0.5)]
+    if "SIC" in fallback:
+        candidates = [("sic", 0.5)]
 
     def sic_maps_of(rule, t, spec, m):
         maps = [r.sic(m, spec, t) for r, _ in renderers]
@@ -197,25 +254,33 @@ def _select(renderers, grid, sic_modes):
             maps = [r.water_sic(x, spec) for x, (r, _) in zip(maps, renderers)]
         return maps
 
+    def ranked(raw):  # charts that cannot rank models have no say
+        return metrics.combine({c: v for c, v in raw.items() if c not in fallback})["combined"]
+
     per_rule = {}
     for rule, t in candidates:
         sic_maps = sic_maps_of(rule, t, sic_spec, mode)
         raw = {"SIC": _score("SIC", renderers, lambda i, r: sic_maps[i])}
         chosen, ice_grid = {"SIC": sic_spec}, {}
         for chart in ("SOD", "FLOE"):
+            g = grids[chart]
+            names = [sm.spec_label(spec) for spec in g]
             ice_grid[chart] = {
                 name: _score(chart, renderers, lambda i, r: r.ice(chart, spec, sic_maps[i]))
-                for spec, name in zip(grid, names)}
-            k = max(range(len(grid)), key=lambda j: (ice_grid[chart][names[j]], -j))
-            chosen[chart] = grid[k]
+                for spec, name in zip(g, names)}
+            k = max(range(len(g)), key=lambda j: (ice_grid[chart][names[j]], -j))
+            chosen[chart] = g[k]
             raw[chart] = ice_grid[chart][names[k]]
         per_rule[(rule, t)] = (chosen, raw, ice_grid)
-    rule, threshold = max(candidates, key=lambda c: (
-        metrics.combine(per_rule[c][1])["combined"], -candidates.index(c)))
+    rule, threshold = max(candidates, key=lambda c: (ranked(per_rule[c][1]),
+                                                     -candidates.index(c)))
     chosen, smoothed, ice_grid = per_rule[(rule, threshold)]
     # The same system without smoothing: SIC mode chosen among unsmoothed maps.
-    raw_mode = max(sic_modes, key=lambda m: (sic_grid[m][sm.spec_label(none)],
-                                             -sic_modes.index(m)))
+    if "SIC" in fallback:
+        raw_mode = "regression"
+    else:
+        raw_mode = max(sic_modes, key=lambda m: (sic_grid[m][sm.spec_label(none)],
+                                                 -sic_modes.index(m)))
     raw_t = threshold if raw_mode != "argmax" else 0.5
     raw_maps = sic_maps_of(rule, raw_t, none, raw_mode)
     unsmoothed = {"SIC": _score("SIC", renderers, lambda i, r: raw_maps[i])}
@@ -224,7 +289,9 @@ def _select(renderers, grid, sic_modes):
                                    lambda i, r: r.ice(chart, none, raw_maps[i]))
     pct = lambda d: {k: round(100 * v, 3) for k, v in d.items()}  # noqa: E731
     scores = {
-        "sic_modes": {m: {"unsmoothed": round(100 * sic_grid[m][sm.spec_label(none)], 3),
+        "sic_modes": {m: {"unsmoothed": round(100 * sic_grid[m][sm.spec_label(none)], 3)
+                          if sm.spec_label(none) in sic_grid[m] else
+                          round(100 * unsmoothed["SIC"], 3),
                           "best_smoothed": round(100 * max(sic_grid[m].values()), 3)}
                       for m in sic_modes},
         "water_rules": {f"{w}(threshold={t:g})" if w == "sic" else w:
@@ -240,7 +307,7 @@ def _select(renderers, grid, sic_modes):
 
 
 def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu", seed: int = 0,
-                 n_pixels: int = 2_000_000, val_fraction: float = 0.2, n_jobs: int = -1,
+                 n_pixels="auto", val_fraction: float = 0.2, n_jobs: int = -1,
                  progress: bool = True, stride: int = DEFAULT_STRIDE, estimator_params=None,
                  n_val_pixels=None, smoothing_grid=None, sic_modes=SIC_MODES,
                  overwrite: bool = False, runner=None, distributed: bool = False) -> Manifest:
@@ -256,8 +323,10 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     device : {"cpu", "gpu"}
     seed : int
         Seeds the scene split, the pixel draw and LightGBM.
-    n_pixels : int
-        Training pixels drawn in total over the training scenes.
+    n_pixels : int or "auto"
+        Training pixels drawn in total over the training scenes; ``"auto"``
+        (or None): :data:`AUTO_PIXEL_SHARE` of their labelled pixels, at most
+        :data:`MAX_AUTO_PIXELS` (:func:`auto_pixels`).
     val_fraction : float
         Share of scenes held out (0: none; then no early stopping, SIC as
         regression and the fallback smoothing).
@@ -300,22 +369,35 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     grid = [sm.check_spec(s) for s in (smoothing_grid or sm.DEFAULT_GRID)]
     check_device(device)
     check_val_fraction(val_fraction)
+    n_pixels = check_pixels(n_pixels)
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder "
-                         "or pass overwrite=True (--overwrite)")
-    ensure_writable(out_dir, "output folder")
     runner = SceneRunner(n_jobs=n_jobs, progress=progress) if runner is None else runner
+    given = ([train_dir_or_paths] if isinstance(train_dir_or_paths, (str, Path))
+             else list(train_dir_or_paths))
+    check_outputs([Output(out_dir, "--out", folder=True),
+                   Output(runner.cache_dir, "--cache", folder=True)],
+                  [Input(Path(p), "--data") for p in given])
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{out_dir} already exists and is not empty; choose a new folder, "
+                         "or replace it (--overwrite)")
+    ensure_writable(out_dir, "output folder")
     if distributed and runner.client is None:
         raise ValueError("distributed training runs on a Dask cluster; pass a runner with a "
                          "client (--scheduler ADDRESS or --scheduler local:N)")
     paths = runner.preflight(resolve_scenes(train_dir_or_paths), kind="train", config=config)
     counts = None
-    if val_fraction and len(paths) > 1:  # which scenes to hold out depends on their labels
+    # which scenes to hold out depends on their labels, and so does the "auto" sample size
+    if (val_fraction and len(paths) > 1) or n_pixels is None:
         labelled = list(runner.map(scene_label_counts, paths, task="labels", desc="label counts",
                                    cache_config={"step": LABEL_STEP}))
         paths, counts = [p for p, _ in labelled], [c for _, c in labelled]
     train_paths, val_paths = split_scenes(paths, val_fraction, seed, counts)
+    if n_pixels is None:
+        by_path = dict(zip(paths, counts))
+        n_pixels = auto_pixels([by_path[p] for p in train_paths])
+        log.info("--pixels auto: sampling %d training pixels (%g of the labelled pixels of %d "
+                 "training scenes, at most %d)", n_pixels, AUTO_PIXEL_SHARE, len(train_paths),
+                 MAX_AUTO_PIXELS)
     threads = resolve_n_jobs(n_jobs)
     params = {**estimator_settings(n_pixels, estimator_params),
               "random_state": int(seed), "n_jobs": threads, "device": device}
@@ -338,9 +420,21 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             cache_config={"feature_config": config.to_dict(), "stride": int(val_stride)})]
         timings["validation_features_s"] = time.perf_counter() - t0
 
+    # Charts whose validation labels cannot rank models decide neither early stopping nor
+    # a choice: said in one line, recorded in the manifest.
+    fallbacks = {}
+    for chart in C.LABEL_CHARTS if val else ():
+        # lattice points feed early stopping, the eval grid the choices: both must rank
+        why = (validation_problem(chart, np.concatenate([v["y_l"][chart] for v in val]))
+               or validation_problem(chart, np.concatenate([v["y_out"][chart].ravel()
+                                                             for v in val])))
+        if why:
+            fallbacks[chart] = why
+
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 1]))
     n_val_pixels = int(n_val_pixels or max(1, n_pixels // 4))
-    want_clf = any(m != "regression" for m in sic_modes) and bool(val)
+    want_clf = (any(m != "regression" for m in sic_modes) and bool(val)
+                and "SIC" not in fallbacks)
     specs = [(key, key.split("_")[0], est)
              for key, est in make_estimators(params, sic_classifier=want_clf).items()]
     fitted, n_eval = {}, {}
@@ -349,12 +443,24 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
                                 unit="model"):
         if chart not in n_eval:  # drawn in chart order, so the seed fixes each set
             evals = {chart: _eval_set(val, chart, n_val_pixels, rng) if val else None}
-            n_eval[chart] = len(evals[chart][1]) if val else 0
+            why = val and fallbacks.get(chart, validation_problem(chart, evals[chart][1]))
+            if why:  # a subsample can lose a class the pooled labels have
+                fallbacks[chart], evals[chart] = why, None
+            n_eval[chart] = len(evals[chart][1]) if evals[chart] is not None else 0
         if distributed:
             fitted[key] = ts.fit(est, chart, evals[chart], key)
         else:
-            fitted[key] = _fit(est, ts, chart, evals[chart], key)
+            fitted[key] = _fit(est, ts, chart, evals[chart], key, progress)
     del evals
+    fallbacks = {c: fallbacks[c] for c in C.LABEL_CHARTS if c in fallbacks}  # chart order
+    if fallbacks:
+        log.warning("the validation scenes cannot rank models for %s: %s train without early "
+                    "stopping (all %d rounds) and take the default choices (smoothing %s%s); "
+                    "add labelled scenes with several classes or raise --val-fraction",
+                    "; ".join(f"{c} ({why})" for c, why in fallbacks.items()),
+                    ", ".join(fallbacks), int(params["n_estimators"]),
+                    sm.spec_label(FALLBACK_SMOOTHING),
+                    ", SIC mode regression, water rule sic" if "SIC" in fallbacks else "")
     timings["fit_s"] = time.perf_counter() - t0
 
     if val:
@@ -369,7 +475,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             renderers.append((r, v))
             v["X"] = None  # features no longer needed
         modes = tuple(m for m in sic_modes if m == "regression" or "SIC_classification" in fitted)
-        sic_mode, water_rule, water_t, chosen, scores = _select(renderers, grid, modes)
+        sic_mode, water_rule, water_t, chosen, scores = _select(renderers, grid, modes or
+                                                                ("regression",), fallbacks)
         timings["selection_s"] = time.perf_counter() - t0
     else:
         sic_mode, water_rule, water_t = "regression", "sic", 0.5
@@ -403,6 +510,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             smoothing_grid=tuple(grid),
             timings_s={k: round(v, 2) for k, v in timings.items()},
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            validation_fallbacks=fallbacks,
         ),
         validation=scores,
     )

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import _jit  # noqa: F401  (a writable numba cache for the kernels below)
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

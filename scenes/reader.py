@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 KINDS = ("train", "test", "reference")
 #: Rows read at a time when scanning values, to keep memory bounded.
 _SCAN_ROWS = 512
+#: Inputs are z-scores of the real dataset's statistics: a value further than
+#: this many standard deviations out is no measurement (damaged or unscaled data).
+MAX_ABS_ZSCORE = 100.0
+#: A scene whose variables take at most this many bytes is read into memory
+#: whole for the work on it (a real 5000 x 5200 scene takes about 0.5 GB).
+MAX_LOAD_BYTES = 1_500_000_000
 
 
 class SceneError(ValueError):
@@ -75,7 +81,9 @@ def list_scenes(directory, *, kind: str | None = None) -> list[Path]:
                          "pass the folder that holds the *_prep.nc scene files")
     paths, ignored = [], []
     for p in sorted(directory.iterdir()):
-        if not p.name.endswith(".nc") or not p.is_file():
+        # A folder or broken link named like a scene is listed too: opening it
+        # says what it is, rather than the run silently having a scene fewer.
+        if not p.name.endswith(".nc") or (not p.is_file() and C.parse_scene_name(p.name) is None):
             continue
         parsed = C.parse_scene_name(p.name)
         if parsed is None:
@@ -90,7 +98,7 @@ def list_scenes(directory, *, kind: str | None = None) -> list[Path]:
     if not paths:
         wanted = "*_prep_reference.nc" if kind == "reference" else "*_prep.nc"
         raise SceneError(directory, None, f"contains no scene files ({wanted})",
-                         "check the path, or create synthetic scenes with `run.py synth --out DIR`")
+                         "check the path, or create synthetic scenes with `seaice synth --out DIR`")
     seen: dict[str, Path] = {}
     for p in paths:
         k = scene_key(p)
@@ -99,6 +107,18 @@ def list_scenes(directory, *, kind: str | None = None) -> list[Path]:
                              "keep one file per scene in the folder")
         seen[k] = p
     return paths
+
+
+def _not_a_file(path: Path) -> tuple[str, str]:
+    """``(problem, fix)`` for a scene path that is not a readable file."""
+    if path.is_symlink() and not path.exists():
+        return (f"is a broken link (to {os.readlink(path)})",
+                "point it at the scene file or remove it from the folder")
+    if path.is_dir():
+        return "is a folder named like a scene file", "rename or move it out of the scene folder"
+    if path.exists():
+        return "is not a regular file", "replace it with the scene file"
+    return "no such file", "check the path"
 
 
 def open_scene(path, *, kind: str | None = None, validate: bool = True,
@@ -129,7 +149,7 @@ def open_scene(path, *, kind: str | None = None, validate: bool = True,
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not path.is_file():
-        raise SceneError(path, None, "no such file", "check the path")
+        raise SceneError(path, None, *_not_a_file(path))
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", mask_and_scale=False,
                              decode_times=False, decode_coords=False)
@@ -186,9 +206,46 @@ def validate_scene(ds: xr.Dataset, path, kind: str, *, check_values: bool = True
         _check_values(ds, path, kind)
 
 
-def _row_blocks(n_rows: int):
-    for r0 in range(0, n_rows, _SCAN_ROWS):
-        yield slice(r0, min(r0 + _SCAN_ROWS, n_rows))
+def _refuse_far(path, var, n: int) -> None:
+    raise SceneError(path, var, f"holds {n} value(s) more than {MAX_ABS_ZSCORE:g} standard "
+                     "deviations from the global mean: not a physical measurement",
+                     "the file is damaged or not z-scored with global_meanstd.json; "
+                     "write it again")
+
+
+def _check_physical(path, var, values) -> None:
+    n = int(np.count_nonzero(np.abs(values) > MAX_ABS_ZSCORE))
+    if n:
+        _refuse_far(path, var, n)
+
+
+def _row_blocks(n_rows: int, var=None):
+    """Row slices of about ``_SCAN_ROWS`` rows, aligned to the variable's HDF5 chunks.
+
+    A band that starts and ends on chunk edges decompresses each chunk once,
+    whatever the file's chunking (real files may hold a third of a scene per chunk).
+    """
+    chunk = (var.encoding.get("chunksizes") or (1,))[0] if var is not None else 1
+    step = max(1, -(-_SCAN_ROWS // chunk)) * chunk
+    for r0 in range(0, n_rows, step):
+        yield slice(r0, min(r0 + step, n_rows))
+
+
+def in_memory(ds: xr.Dataset, budget_bytes: int = MAX_LOAD_BYTES) -> xr.Dataset:
+    """``ds`` with its variables read into memory, each decompressed once, if they fit.
+
+    Features read rows with halos many times over; from a lazily opened file
+    each of those reads decompresses whole HDF5 chunks again (a file with
+    large chunks took 25 of 39 s reading). A scene over ``budget_bytes``
+    stays lazy.
+    """
+    if ds.nbytes <= budget_bytes:
+        ds.load()
+    else:
+        log.info("%s: %.1f GB, more than the %.1f GB read into memory at once; reading it "
+                 "in row blocks", ds.encoding.get("source", "scene"), ds.nbytes / 1e9,
+                 budget_bytes / 1e9)
+    return ds
 
 
 def _check_values(ds: xr.Dataset, path, kind: str) -> None:
@@ -196,26 +253,31 @@ def _check_values(ds: xr.Dataset, path, kind: str) -> None:
     if kind in ("train", "reference"):
         for chart in C.LABEL_CHARTS:
             counts = np.zeros(256, np.int64)
-            for rows in _row_blocks(n_rows):
+            for rows in _row_blocks(n_rows, ds[chart]):
                 counts += np.bincount(ds[chart][rows].values.ravel(), minlength=256)
             bad = [c for c in np.flatnonzero(counts) if c >= C.N_CLASSES[chart] and c != C.MASK_VALUE]
             if bad:
                 raise SceneError(path, chart, f"holds class {bad[0]} outside 0..{C.N_CLASSES[chart] - 1} "
                                  f"or {C.MASK_VALUE}", "labels must be class indices or 255 for masked")
     if kind in ("train", "test"):
-        n_valid = 0
+        n_valid, n_far = 0, {}
         for var in C.SAR_GRID_VARS:
-            for rows in _row_blocks(n_rows):
+            for rows in _row_blocks(n_rows, ds[var]):
                 block = ds[var][rows].values
                 if not np.isfinite(block).all():
                     raise SceneError(path, var, "holds NaN or infinite values",
                                      "invalid SAR-grid pixels must be exactly 0.0 (the contract's fill)")
+                n_far[var] = n_far.get(var, 0) + int(np.count_nonzero(np.abs(block) > MAX_ABS_ZSCORE))
                 if var == C.SAR_VARS[0]:
                     n_valid += int(np.count_nonzero(C.sar_valid(block)))
+            if n_far.get(var):
+                _refuse_far(path, var, n_far[var])
         for var in C.GRID2KM_VARS:
-            if not np.isfinite(ds[var].values).all():
+            values = ds[var].values
+            if not np.isfinite(values).all():
                 raise SceneError(path, var, "holds NaN or infinite values",
                                  "2 km variables are never masked in the contract")
+            _check_physical(path, var, values)
         if n_valid == 0:
             raise SceneError(path, C.SAR_VARS[0], "has no valid pixel (all 0.0 = no data)",
                              "remove this scene from the folder")
@@ -305,11 +367,22 @@ def remove_stale_tmp(folder, final=None) -> list[Path]:
 
 
 def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling, then rename."""
+    """Write ``text`` to ``path`` through a temporary sibling, then rename.
+
+    Raises
+    ------
+    OSError
+        One line naming ``path`` and the cause (a full disk, say); the
+        original error is its ``__cause__``. No temporary is left.
+    """
     tmp = atomic_path(path)
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: cannot be written ({exc.strerror or exc}); free disk space "
+                      "or write elsewhere") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -43,6 +43,8 @@ from . import contract as C
 from . import _synth_chart as chart
 from . import _synth_kernels as K
 from . import _synth_physics as phys
+from . import geolocation as geo
+from .reader import atomic_path
 
 __all__ = ["make_scene", "write_synthetic_dataset", "dataset_plan", "scene_target", "DEFAULT_SHAPE"]
 
@@ -64,6 +66,31 @@ REGIONS = {
             "NorthAndCentralEast": (73.0, -19.0)},
     "cis": {"SGRDIEA": (74.0, -78.0), "SGRDIFOXE": (66.5, -78.5), "SGRDINFLD": (52.5, -54.0),
             "SGRDIWA": (72.0, -130.0), "SGRDIMID": (74.0, -100.0), "SGRDIHA": (61.0, -84.0)},
+}
+#: A straight stretch of real coast near each region, (lat, lon, bearing from sea to
+#: land in degrees clockwise from north), picked with the offline GLOBE land mask
+#: (global-land-mask): a scene with land is turned and placed so that its land lies
+#: on the land side of this coast, so maps of synthetic products look plausible.
+COASTS = {
+    "dmi": {"CapeFarewell": (59.845, -43.732, 338.3), "SouthWest": (62.365, -50.124, 49.1),
+            "SouthEast": (63.815, -40.605, 272.2), "CentralWest": (69.354, -52.914, 337.2),
+            "CentralEast": (70.129, -23.669, 196.0), "NorthWest": (74.995, -57.644, 42.3),
+            "NorthEast": (77.05, -18.285, 266.6), "North": (82.09, -30.0, 325.2),
+            "Qaanaaq": (77.245, -70.0, 181.7), "NorthAndCentralEast": (73.45, -21.153, 349.4)},
+    "cis": {"SGRDIEA": (73.595, -77.674, 210.5), "SGRDIFOXE": (67.399, -77.147, 70.6),
+            "SGRDINFLD": (51.826, -56.142, 322.1), "SGRDIWA": (72.27, -125.635, 109.9),
+            "SGRDIMID": (74.045, -98.532, 158.4), "SGRDIHA": (62.349, -82.702, 312.1)},
+}
+#: Open sea near each region (at least 60 km from land in the same mask), for
+#: scenes with no land near.
+OFFSHORE = {
+    "dmi": {"CapeFarewell": (59.26, -44.0), "SouthWest": (62.5, -51.584),
+            "SouthEast": (63.32, -39.597), "CentralWest": (68.5, -55.0),
+            "CentralEast": (69.41, -21.743), "NorthWest": (74.5, -60.0),
+            "NorthEast": (77.41, -15.585), "North": (82.629, -17.077),
+            "Qaanaaq": (76.84, -73.653), "NorthAndCentralEast": (73.0, -19.0)},
+    "cis": {"SGRDIEA": (74.18, -77.347), "SGRDIFOXE": (66.5, -78.5), "SGRDINFLD": (52.5, -54.0),
+            "SGRDIWA": (72.0, -130.0), "SGRDIMID": (74.45, -100.979), "SGRDIHA": (61.0, -84.0)},
 }
 _KEY_RE = re.compile(r"^\d{8}T\d{6}_(dmi|cis)$")
 #: Rows z-scored at a time (bounds the float64 temporaries of to_zscore).
@@ -161,11 +188,11 @@ def _raw_name(key, rng):
 
 
 def _tie_points(shape, lat0, lon0, heading):
-    """21 x 21 lat/lon (float64) of a scene centred at (lat0, lon0), dims (samples, lines)."""
+    """21 x 21 lat/lon (float64) of a scene centred at (lat0, lon0), stored in the
+    axis order :data:`scenes.geolocation.TIEPOINT_ORDER` reads."""
     H, W = shape
-    n = C.N_TIEPOINTS
-    cols = np.linspace(0, W - 1, n)[:, None]
-    rows = np.linspace(0, H - 1, n)[None, :]
+    rows = geo.tiepoint_positions(H)[:, None]
+    cols = geo.tiepoint_positions(W)[None, :]
     x = (cols - (W - 1) / 2) * chart.PIXEL_KM
     y = ((H - 1) / 2 - rows) * chart.PIXEL_KM
     east = x * math.cos(heading) - y * math.sin(heading)
@@ -173,7 +200,34 @@ def _tie_points(shape, lat0, lon0, heading):
     lat = lat0 + north / 111.2
     lon = lon0 + east / (111.2 * np.cos(np.radians(lat)))
     lon = (lon + 180.0) % 360.0 - 180.0
-    return lat.astype(np.float64), lon.astype(np.float64)
+    return geo.to_stored(lat.astype(np.float64)), geo.to_stored(lon.astype(np.float64))
+
+
+def _placement(shape, land, svc, region, rng):
+    """Centre (lat, lon) and heading that put the scene's land on its region's coast.
+
+    The land's direction from the frame's centre (its centroid's) is turned
+    to the coast's bearing, and the scene is moved off the coast point so that
+    a straight coastline across the frame leaves as much of the frame on its
+    land side as the scene has land. A scene without land in its frame is
+    centred on the region's open-sea point.
+    """
+    H, W = shape
+    lat_c, lon_c, bearing = COASTS[svc][region]
+    m = land.mask4
+    if not m.any():
+        return (*OFFSHORE[svc][region], rng.uniform(-math.pi, math.pi))
+    f = chart.POLY_FACTOR
+    r, c = np.indices(m.shape)
+    x = ((c + 0.5) * f - (W - 1) / 2) * chart.PIXEL_KM
+    y = ((H - 1) / 2 - (r + 0.5) * f) * chart.PIXEL_KM
+    theta = math.atan2(float(y[m].mean() - y.mean()), float(x[m].mean() - x.mean()))
+    heading = math.radians(90.0 - bearing) - theta
+    s = float(np.quantile(x * math.cos(theta) + y * math.sin(theta), 1.0 - float(m.mean())))
+    b = math.radians(bearing)
+    lat0 = lat_c - s * math.cos(b) / 111.2
+    lon0 = lon_c - s * math.sin(b) / (111.2 * math.cos(math.radians(lat_c)))
+    return lat0, lon0, heading
 
 
 # --- the scene ------------------------------------------------------------------
@@ -208,10 +262,7 @@ def make_scene(shape=DEFAULT_SHAPE, *, seed=0, kind="train", scene_key=None, ser
     svc = key[-3:]
     rng_meta = _rng(seed, "meta")
     original_id, region = _raw_name(key, rng_meta)
-    lat0, lon0 = REGIONS[svc][region]
-    lat0 += rng_meta.uniform(-1.5, 1.5)
-    lon0 += rng_meta.uniform(-3.0, 3.0)
-    heading = rng_meta.uniform(-math.pi, math.pi)
+    lat0 = REGIONS[svc][region][0] + rng_meta.uniform(-1.5, 1.5)  # sets the ERA5 climate
     month = int(key[4:6])
 
     sw, land, ch = _chart(H, W, seed, target, month)
@@ -241,7 +292,9 @@ def make_scene(shape=DEFAULT_SHAPE, *, seed=0, kind="train", scene_key=None, ser
         out[name] = (arr, {})
     for name in C.GRID2KM_VARS:
         out[name] = (C.to_zscore(name, tb[name] if name in tb else era[name]), {})
-    for name, arr in zip(C.TIEPOINT_VARS, _tie_points((H, W), lat0, lon0, heading)):
+    # placed on a real coast; lat0 above stays the ERA5 latitude (tie points feed no feature)
+    place = _placement((H, W), land, svc, region, _rng(seed, "placement"))
+    for name, arr in zip(C.TIEPOINT_VARS, _tie_points((H, W), *place)):
         out[name] = (arr, {})
     return _assemble(out, attrs, C.TRAIN_VARS if kind == "train" else C.TEST_VARS)
 
@@ -411,33 +464,57 @@ def write_synthetic_dataset(out_dir, *, n_train=4, n_test=2, size=None, seed=0, 
     plan = dataset_plan(n_train=n_train, n_test=n_test, size=size, seed=seed)
     out = Path(out_dir)
     written = {k: [] for k in KINDS}
-    for sub in ({"train"} if n_train else set()) | ({"test", "reference"} if n_test else set()):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    for kind, s, key, shape in tqdm(plan, desc="synthetic scenes", unit="scene", disable=not progress):
-        ds = make_scene(shape, seed=s, kind="train")
-        if kind == "train":
-            written["train"].append(_write(ds, out / "train" / f"{key}_prep.nc"))
-        else:
-            written["test"].append(_write(ds.drop_vars(list(C.LABEL_CHARTS)), out / "test" / f"{key}_prep.nc"))
-            written["reference"].append(_write(ds[list(C.LABEL_CHARTS)],
-                                               out / "reference" / f"{key}_prep_reference.nc"))
-        del ds
+    subs = sorted(({"train"} if n_train else set()) | ({"test", "reference"} if n_test else set()))
+    # On an error (a full disk, say) what this call made is removed again: no half dataset.
+    created = [d for d in (out, *(out / sub for sub in subs)) if not d.exists()]
+    try:
+        for sub in subs:
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        for kind, s, key, shape in tqdm(plan, desc="synthetic scenes", unit="scene",
+                                        disable=not progress):
+            ds = make_scene(shape, seed=s, kind="train")
+            if kind == "train":
+                written["train"].append(_write(ds, out / "train" / f"{key}_prep.nc"))
+            else:
+                written["test"].append(_write(ds.drop_vars(list(C.LABEL_CHARTS)),
+                                              out / "test" / f"{key}_prep.nc"))
+                written["reference"].append(_write(ds[list(C.LABEL_CHARTS)],
+                                                   out / "reference" / f"{key}_prep_reference.nc"))
+            del ds
+    except BaseException:
+        for path in (p for paths in written.values() for p in paths):
+            path.unlink(missing_ok=True)
+        for d in reversed(created):
+            try:
+                d.rmdir()
+            except OSError:  # not empty: someone else's files, or it was never made
+                pass
+        raise
     return written
 
 
 def _write(ds, path):
-    """Write with h5netcdf to a temporary sibling, then rename into place."""
+    """Write with h5netcdf to a temporary sibling, then rename into place.
+
+    The file is built in memory and written out here: HDF5 cannot recover
+    from a failed write to disk (it crashes the process when it exits), while
+    a failed write of our own is one ``OSError`` line naming ``path``.
+    """
     enc = {}
     for v in ds.data_vars:
         e = {"_FillValue": None}
         if ds[v].dims == C.SAR_DIMS:
             e.update(_ENCODING_BIG, chunksizes=tuple(min(n, 512) for n in ds[v].shape))
         enc[v] = e
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = ds.to_netcdf(engine="h5netcdf", encoding=enc)
+    tmp = atomic_path(path)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(f"{path}: cannot be written ({exc.strerror or exc}); free disk space "
+                      "or choose another --out") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path

@@ -77,7 +77,8 @@ def test_train_features_option_is_recorded_and_checked(demo, tmp_path):
              "--features", '{"texture_windows": [], "context_scales": [5], "scene": true}')
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()  # a short summary; the whole grid is in the manifest
-    assert lines[0] == f"model written to {tmp_path / 'm'}" and len(lines) == 3, r.stdout
+    assert lines[0] == f"model written to {tmp_path / 'm'}" and len(lines) == 4, r.stdout
+    assert lines[3].startswith(f"cache: {tmp_path / 'm.cache'} (")  # where, and how big
     assert lines[1].startswith("validation (1 scene(s)): combined ") and "without smoothing" in lines[1]
     assert lines[2].startswith("chosen: SIC mode ") and ", smoothing SIC " in lines[2]
     assert lines[2].endswith(f"every setting tried is in {tmp_path / 'm' / 'manifest.json'}")

@@ -1,9 +1,12 @@
 """Same inputs, same seed, same bytes: model text files and submission of a fixed small run.
 
-The hashes were recorded on the code before the architecture refactor
-(commit 6cdbb6e) and must not move when code is only reorganised. A change
-that is meant to change the models or maps (new features, new defaults)
-updates them in the same commit and says why.
+The hashes were first recorded on the code before the architecture refactor
+(6cdbb6e) and held through it. They moved once since, on purpose: this run's
+validation scene is all open water, and training no longer lets such a chart
+decide early stopping or selection (it trains every round and takes the
+default choices; recorded in the manifest as validation_fallbacks). Code
+that is only reorganised must not move them; a change meant to change the
+models or maps updates them in the same commit and says why.
 """
 from __future__ import annotations
 
@@ -21,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Recorded with LightGBM 4.7.0 and numpy 2.4.6 (Python 3.11) on x86-64.
 RECORDED_WITH = {"lightgbm": "4.7.0"}
 GOLDEN = {
-    "SIC.txt": "c2d5e8ec4b9ccac44d575b4f7f1718b27f4d4964f7f2430b1839b877500fe4b2",
-    "SOD.txt": "85fec9dd7496de9de8607f31990ed47b321cb81e774bbff2ed2c45e9c84e9964",
-    "FLOE.txt": "ddb594089c1aec41919e23698bb5f8cdca5d63f1136e0842a18a43bbdd6813f1",
-    "upload_package.nc": "409f2ef9f1551e391be6f6a8503ee25232af19aaab02fdf69952a78de0c26111",
+    "SIC.txt": "e0c6235d8deec676824aabf54ac8786c2888dda70cb4144ad227f1c947d246b6",
+    "SOD.txt": "1c37ccddae4e1373c5bc6b9738aac1ac00655989b995ef5598bb4e2594f3170d",
+    "FLOE.txt": "07f28d149eefd0f48f1cc40c6c4218edafeaf6a0e646d33f3565f3081e0ba647",
+    "upload_package.nc": "0357ddcbcd89018c62248f796c39731e3bbfd9cd92b52a3e7fd6e48bd38d8f09",
 }
 
 

@@ -16,6 +16,7 @@ from models import (GPUUnavailableError, IceClassifier, IceRegressor, check_devi
 from pipeline import train_models
 from models import _kernels, sampling, smoothing
 from models.manifest import Manifest
+from models.split import scene_label_counts
 from models.predict import Renderer, axis_weights, make_lattice
 from scenes import contract as C
 from scenes.reader import list_scenes, open_scene
@@ -118,7 +119,7 @@ def test_gpu_request_fails_cleanly_or_trains(tmp_path):
         clf = IceClassifier(4, device="gpu", **TINY).fit(X, y)
     except GPUUnavailableError as e:
         msg = str(e)
-        assert "\n" not in msg and "device='cpu'" in msg
+        assert "\n" not in msg and "--device cpu" in msg
     else:  # a machine with an OpenCL GPU
         assert clf.predict_proba(X).shape == (600, 4)
 
@@ -270,7 +271,27 @@ def test_upsample_kernels_match_naive_bilinear():
 
 
 # --- train / persist / predict --------------------------------------------------------
-def test_train_models_manifest(tiny_model):
+@pytest.fixture(scope="module")
+def ranked_model(synth_dir, tmp_path_factory):
+    """A tiny model whose validation scene can rank models (several classes in every chart).
+
+    The shared tiny model holds out a scene of one class per chart, so it falls
+    back to the default choices; here the scene with the most classes is there
+    twice (as two dates), so one copy can be held out while training keeps them all.
+    """
+    data = tmp_path_factory.mktemp("ranked") / "train"
+    data.mkdir()
+    paths = list_scenes(synth_dir / "train", kind="train")
+    for p in paths:
+        shutil.copy(p, data)
+    mixed = max(paths, key=lambda p: sum(np.count_nonzero(c) for c in
+                                         scene_label_counts(p, step=1).values()))
+    shutil.copy(mixed, data / ("1999" + mixed.name[4:]))
+    out = tmp_path_factory.mktemp("ranked_model") / "model"
+    return out, train_models(data, out, **{**tiny.TRAIN, "val_fraction": 0.25})
+
+
+def test_train_models_manifest(tiny_model, ranked_model):
     out, man = tiny_model
     assert isinstance(man, Manifest) and man.saved and man.checksummed
     assert sorted(p.name for p in out.iterdir()) == ["FLOE.txt", "SIC.txt", "SOD.txt",
@@ -282,6 +303,16 @@ def test_train_models_manifest(tiny_model):
         data = (out / f.name).read_bytes()
         assert f.name == f"{chart}.txt" and f.size == len(data)
         assert f.sha256 == hashlib.sha256(data).hexdigest()
+    t = man.training
+    assert len(t.val_scenes) == 1 and len(t.train_scenes) == 2
+    assert not set(t.val_scenes) & set(t.train_scenes)
+    assert t.seed == 11 and t.n_rows <= 4000 and t.skipped_scenes == ()
+    assert man.estimators["SOD"].class_name == "IceClassifier"
+    assert man.estimators["SOD"].best_iteration == t.best_iterations["SOD"]
+
+    # the choices, on a validation scene that can rank models
+    man = ranked_model[1]
+    assert man.training.validation_fallbacks == {}
     assert man.sic_mode in ("regression", "argmax", "expected")
     assert set(man.validation["sic_modes"]) == {"regression", "argmax", "expected"}
     for key in ("smoothed", "unsmoothed"):
@@ -294,12 +325,7 @@ def test_train_models_manifest(tiny_model):
         assert v["smoothed"]["SIC"] >= v["unsmoothed"]["SIC"]
         assert v["smoothed"]["SIC"] == max(max(d.values())
                                            for d in v["grid"]["SIC (water rule sic)"].values())
-    t = man.training
-    assert len(t.val_scenes) == 1 and len(t.train_scenes) == 2
-    assert not set(t.val_scenes) & set(t.train_scenes)
-    assert t.seed == 11 and t.n_rows <= 4000 and t.skipped_scenes == ()
-    assert man.estimators["SOD"].class_name == "IceClassifier"
-    assert man.estimators["SOD"].best_iteration == t.best_iterations["SOD"]
+    assert 0 < man.training.early_stopping_points["SIC"]
 
 
 def test_predict_scene_maps_and_consistency(tiny_model, synth_dir):

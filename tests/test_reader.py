@@ -107,11 +107,17 @@ def test_cli_bad_input_one_line_no_traceback(train_ds, tmp_path, case):
     r = _cli("check", folder)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0]
+    if case == "empty":  # nothing to audit: one error line
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0]
+    else:  # one BAD line naming the file and the problem, then the summary
+        bad = [ln for ln in r.stdout.splitlines() if ": BAD: " in ln]
+        assert len(bad) == 1 and str(folder) in bad[0]
+        assert ("NetCDF4/HDF5" if case == "corrupt" else "nersc_sar_secondary") in bad[0]
+        assert r.stdout.strip().endswith("1 file(s): 0 ok, 1 bad, 0 ignored (not named like scenes)")
 
 
 def test_cli_check_ok(synth_dir):
     r = _cli("check", synth_dir / "train")
     assert r.returncode == 0, r.stderr
-    assert "3 scene(s) ok" in r.stdout
+    assert "3 file(s): 3 ok, 0 bad, 0 ignored" in r.stdout

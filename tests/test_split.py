@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from models.split import MIN_TRAIN_SHARE, scene_label_counts, split_scenes
+from models.split import MIN_TRAIN_SHARE, scene_label_counts, split_scenes, validation_problem
 from scenes import contract as C
 from scenes.reader import list_scenes
 
@@ -85,3 +85,25 @@ def test_scene_label_counts_match_the_charts(synth_dir):
             want = np.bincount(lab[lab != C.MASK_VALUE], minlength=C.N_CLASSES[chart])
             np.testing.assert_array_equal(counts[chart], want)
             assert counts[chart].sum() == np.count_nonzero(lab != C.MASK_VALUE)
+
+
+def test_validation_scenes_hold_two_classes_of_every_chart_where_the_split_allows():
+    # holding out a water or a mixed scene is equally representative here (a tie the
+    # first draw used to break); one water scene cannot rank models, so it is not held out
+    paths = _paths(4)
+    counts = [WATER, WATER, MIXED, MIXED]
+    for seed in range(10):
+        train, val = split_scenes(paths, 0.25, seed=seed, counts=counts)
+        assert val in ([paths[2]], [paths[3]])
+    # training keeps its classes first: OLD alone holds old ice, so it stays in training
+    # even though every other validation choice is a single-class scene
+    train, val = split_scenes(_paths(3), 0.34, seed=0, counts=[WATER, WATER, OLD])
+    assert _paths(3)[2] in train
+
+
+def test_validation_problem():
+    assert validation_problem("SIC", np.array([255, 255], np.uint8)) == \
+        "no labelled SIC pixels in the validation scenes"
+    assert validation_problem("SOD", np.array([3, 3, 255], np.uint8)) == \
+        "only SOD class 3 in the validation scenes"
+    assert validation_problem("FLOE", np.array([0, 2, 255], np.uint8)) is None

@@ -73,7 +73,7 @@ def test_broken_submission_rejected_with_right_messages(synth_dir, tmp_path):
     problems = validate_submission(out, synth_dir / "test")
     text = "\n".join(problems)
     assert f"{k0}_SIC: shape" in text
-    assert f"{k1}_SOD: class 9 out of range" in text
+    assert f"{k1}_SOD: value 9 is not a class 0..5" in text
     assert f"{k1}_FLOE: dtype int16" in text
     assert f"{k0}_SOD: missing" in text
     assert "20990101T000000_dmi_SIC: unknown scene" in text
