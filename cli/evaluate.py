@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evaluation.figures import plot_confusions, plot_submission_maps
-from evaluation.scoring import format_scene_row, format_table, score_submission, write_report_csvs
+from evaluation.figures import write_report
+from evaluation.scoring import format_scene_row, format_table, score_submission
 from evaluation.submission import open_submission, variable_name
 from scenes.contract import LABEL_CHARTS
 from scenes.outputs import Input, Output, check_outputs
@@ -83,10 +83,8 @@ def run(args) -> int:
         refuse_missing_scenes(args.submission, args.reference)
     result = score_submission(args.submission, args.reference)
     if args.report:
-        write_report_csvs(result, args.report)
-        plot_confusions(result["confusion"], args.report)
-        if chosen:
-            plot_submission_maps(args.submission, chosen, args.reference, args.report)
+        write_report(result, args.report, submission=args.submission, scenes=chosen,
+                     reference_dir=args.reference)
     if args.json:
         print(json.dumps(result["scores"]))
     else:

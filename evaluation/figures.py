@@ -21,6 +21,7 @@ from scenes.geolocation import TiePoints, tie_points  # noqa: E402
 from scenes.reader import SceneError, atomic_path, list_scenes, open_scene, scene_key  # noqa: E402
 
 from .colours import CHART_COLOURS, NO_DATA_COLOUR  # noqa: E402
+from .scoring import write_report_csvs  # noqa: E402
 from .submission import open_submission, read_map  # noqa: E402
 
 #: Largest side of a quicklook in pixels; real scenes are decimated to it.
@@ -237,4 +238,41 @@ def plot_submission_maps(submission, scenes: dict, reference_dir, out_dir,
                 ds.close()
                 if ref is not None:
                     ref.close()
+    return written
+
+
+def write_report(result: dict, report_dir, *, submission=None, scenes=None,
+                 reference_dir=None) -> list[Path]:
+    """The report folder of ``seaice evaluate --report``: CSVs, confusion PNGs, scene maps.
+
+    All or nothing: if any file cannot be made (a full disk, a scene that
+    cannot be drawn), the files this call wrote are removed again, and the
+    folder too if this call made it and it is left empty; then the error
+    propagates.
+
+    Parameters
+    ----------
+    result : dict
+        :func:`evaluation.scoring.score_submission` output.
+    report_dir : path-like
+    submission, scenes, reference_dir
+        With ``scenes`` (``{key: path}``), map figures of those scenes
+        (:func:`plot_submission_maps`).
+    """
+    report_dir = Path(report_dir)
+    made = not report_dir.exists()
+    before = set(report_dir.iterdir()) if not made else set()
+    try:
+        written = write_report_csvs(result, report_dir)
+        written += plot_confusions(result["confusion"], report_dir)
+        if scenes:
+            written += plot_submission_maps(submission, scenes, reference_dir, report_dir)
+    except BaseException:
+        # new files only: one the user had before keeps its place (it was replaced, or not)
+        for path in (set(report_dir.iterdir()) - before if report_dir.is_dir() else ()):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+        if made and report_dir.is_dir() and not any(report_dir.iterdir()):
+            report_dir.rmdir()
+        raise
     return written

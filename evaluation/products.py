@@ -26,13 +26,13 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import h5netcdf
 import numpy as np
 
 from models.persistence import MANIFEST, read_manifest
 from scenes import contract as C
 from scenes.geolocation import TiePoints, tie_points
-from scenes.reader import SceneError, atomic_path, open_scene, remove_stale_tmp, valid_mask
+from scenes.reader import (SceneError, atomic_path, hdf5_in_memory, open_scene, remove_stale_tmp,
+                           valid_mask)
 
 from . import polygons as P
 from . import rasters as R
@@ -300,7 +300,7 @@ def write_netcdf(path, maps: dict, conf: dict, valid, tp: TiePoints, attrs: dict
     H, W = valid.shape
     chunks = (min(H, _ROWS), min(W, 1024))
     gz = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": chunks}
-    with h5netcdf.File(path, "w") as f:
+    with hdf5_in_memory(path) as f:  # a full disk must not crash HDF5
         f.dimensions.update({"line": H, "sample": W})
         f.attrs.update({
             "Conventions": "CF-1.8",

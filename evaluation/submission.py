@@ -16,7 +16,8 @@ import h5netcdf
 import numpy as np
 
 from scenes import contract as C
-from scenes.reader import SceneError, atomic_path, list_scenes, open_scene, scene_key, valid_mask
+from scenes.reader import (SceneError, atomic_path, list_scenes, open_scene, scene_key,
+                           valid_mask, walk_hdf5)
 
 
 def variable_name(key: str, chart: str) -> str:
@@ -199,9 +200,16 @@ def open_submission(path) -> h5netcdf.File:
     path = Path(path)
     if not path.is_file():
         raise SceneError(path, None, "no such submission file", "check the --submission path")
+    f = None
     try:
-        return h5netcdf.File(path, "r")
+        walk_hdf5(path)
+        f = h5netcdf.File(path, "r")
+        for var in f.variables.values():  # h5netcdf resolves these lazily: fail here, not later
+            var.dimensions, var.shape, var.dtype
+        return f
     except Exception as exc:
+        if f is not None:
+            f.close()
         raise SceneError(path, None, f"cannot be read as NetCDF4 ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                          "write the submission again with `seaice predict`") from None
 

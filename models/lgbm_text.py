@@ -97,8 +97,18 @@ def text_problem(text: str, n_features: int) -> str | None:
                 raise ValueError(f"the file ends inside tree {i} (truncated)")
             _tree(body[pos:pos + size], i, n_features)
             pos += size
-        if not body[pos:].lstrip("\n").startswith("end of trees"):
+        tail = body[pos:]
+        if not tail.lstrip("\n").startswith("end of trees"):
             raise ValueError(f"no 'end of trees' after the {len(sizes)} trees of tree_sizes")
+        # LightGBM reads the parameters section unchecked too (signal 11 on a cut one)
+        start = tail.find("\nparameters:\n")
+        if start >= 0:
+            end = tail.find("\nend of parameters", start)
+            if end < 0:
+                raise ValueError("the parameters section has no 'end of parameters' (truncated)")
+            for line in tail[start + len("\nparameters:\n"):end].split("\n"):
+                if line and not (line.startswith("[") and line.endswith("]") and ": " in line):
+                    raise ValueError(f"parameters line {line[:40]!r} is not [name: value]")
     except ValueError as exc:
         return str(exc)
     return None

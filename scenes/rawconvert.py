@@ -33,7 +33,7 @@ import numpy as np
 from . import contract as C
 from . import geolocation as geo
 from .raw import FACTOR, POLYGON_RASTER, open_raw
-from .reader import SceneError, atomic_path
+from .reader import SceneError, hdf5_in_memory
 from .synth import CHART_TITLES
 
 #: Bumped when the conversion changes what it writes (resumed runs redo older outputs).
@@ -152,45 +152,39 @@ def convert_scene(raw_path, out_path, *, labels: str = "auto", block_rows: int =
         lat, lon = rs.ties.latlon(tie_rows, tie_cols)
         ia_part = rs.ties.along_samples("ia", FACTOR * np.arange(W) + 0.5)
         charts = C.LABEL_CHARTS if rs.has_chart else ()
-        tmp = atomic_path(out_path)
-        try:
-            with h5netcdf.File(tmp, "w") as f:
-                f.dimensions = {C.SAR_DIMS[0]: H, C.SAR_DIMS[1]: W, C.GRID2KM_DIMS[0]: gh,
-                                C.GRID2KM_DIMS[1]: gw, C.TIEPOINT_DIMS[0]: C.N_TIEPOINTS,
-                                C.TIEPOINT_DIMS[1]: C.N_TIEPOINTS}
-                out = {v: _create(f, v, C.SAR_DIMS, np.float32, (H, W)) for v in C.SAR_GRID_VARS}
-                out.update({c: _create(f, c, C.SAR_DIMS, np.uint8, (H, W)) for c in charts})
-                ext = {v: _Extremes() for v in C.SAR_VARS}
-                n_valid = 0
-                for r0 in range(0, H, block_rows):
-                    r1 = min(H, r0 + block_rows)
-                    n_valid += _convert_rows(rs, r0, r1, W, ia_part, out, ext, charts)
-                for v in C.SAR_VARS:
-                    if n_valid and (ext[v].lo < DB_RANGE[0] or ext[v].hi > DB_RANGE[1]):
-                        raise SceneError(rs.path, v, f"holds {ext[v].lo:g}..{ext[v].hi:g}, not "
-                                         "sigma0 in dB", "store the SAR in dB (10 log10 of "
-                                         "sigma0), as the raw AI4Arctic files do")
-                for v, pol in zip(C.SAR_VARS, ("HH", "HV")):
-                    out[v].attrs.update({"polarisation": pol,
-                                         "description": SAR_DESCRIPTION.format(pol=pol),
-                                         "min": ext[v].lo if n_valid else 0.0,
-                                         "max": ext[v].hi if n_valid else 0.0,
-                                         "variable_fill_value": C.SAR_FILL})
-                for c in charts:
-                    out[c].attrs.update({"polygon": CHART_TITLES[c],
-                                         "chart_fill_value": C.MASK_VALUE})
-                for name, z in grid2km.items():
-                    f.create_variable(name, C.GRID2KM_DIMS, np.float32, data=z)
-                for name, grid in zip(C.TIEPOINT_VARS, (lat, lon)):
-                    f.create_variable(name, C.TIEPOINT_DIMS, np.float64,
-                                      data=geo.to_stored(grid.astype(np.float64)))
-                f.attrs.update({"scene_id": f"{rs.key}_prep.nc", "original_id": rs.path.name,
-                                "ice_service": rs.key[-3:], "flip": 0, "pixel_spacing": 80,
-                                SOURCE_ATTR: source_record(raw_path, labels)})
-            os.replace(tmp, out_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with hdf5_in_memory(out_path) as f:  # a full disk must not crash HDF5
+            f.dimensions = {C.SAR_DIMS[0]: H, C.SAR_DIMS[1]: W, C.GRID2KM_DIMS[0]: gh,
+                            C.GRID2KM_DIMS[1]: gw, C.TIEPOINT_DIMS[0]: C.N_TIEPOINTS,
+                            C.TIEPOINT_DIMS[1]: C.N_TIEPOINTS}
+            out = {v: _create(f, v, C.SAR_DIMS, np.float32, (H, W)) for v in C.SAR_GRID_VARS}
+            out.update({c: _create(f, c, C.SAR_DIMS, np.uint8, (H, W)) for c in charts})
+            ext = {v: _Extremes() for v in C.SAR_VARS}
+            n_valid = 0
+            for r0 in range(0, H, block_rows):
+                r1 = min(H, r0 + block_rows)
+                n_valid += _convert_rows(rs, r0, r1, W, ia_part, out, ext, charts)
+            for v in C.SAR_VARS:
+                if n_valid and (ext[v].lo < DB_RANGE[0] or ext[v].hi > DB_RANGE[1]):
+                    raise SceneError(rs.path, v, f"holds {ext[v].lo:g}..{ext[v].hi:g}, not "
+                                     "sigma0 in dB", "store the SAR in dB (10 log10 of "
+                                     "sigma0), as the raw AI4Arctic files do")
+            for v, pol in zip(C.SAR_VARS, ("HH", "HV")):
+                out[v].attrs.update({"polarisation": pol,
+                                     "description": SAR_DESCRIPTION.format(pol=pol),
+                                     "min": ext[v].lo if n_valid else 0.0,
+                                     "max": ext[v].hi if n_valid else 0.0,
+                                     "variable_fill_value": C.SAR_FILL})
+            for c in charts:
+                out[c].attrs.update({"polygon": CHART_TITLES[c],
+                                     "chart_fill_value": C.MASK_VALUE})
+            for name, z in grid2km.items():
+                f.create_variable(name, C.GRID2KM_DIMS, np.float32, data=z)
+            for name, grid in zip(C.TIEPOINT_VARS, (lat, lon)):
+                f.create_variable(name, C.TIEPOINT_DIMS, np.float64,
+                                  data=geo.to_stored(grid.astype(np.float64)))
+            f.attrs.update({"scene_id": f"{rs.key}_prep.nc", "original_id": rs.path.name,
+                            "ice_service": rs.key[-3:], "flip": 0, "pixel_spacing": 80,
+                            SOURCE_ATTR: source_record(raw_path, labels)})
     return {"out": out_path, "kind": "train" if charts else "test", "shape": (H, W),
             "valid": n_valid / float(H * W)}
 

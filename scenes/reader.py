@@ -8,6 +8,8 @@ expected and how to fix it.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import re
@@ -15,6 +17,8 @@ import socket
 import uuid
 from pathlib import Path
 
+import h5netcdf
+import h5py
 import numpy as np
 import xarray as xr
 
@@ -151,6 +155,7 @@ def open_scene(path, *, kind: str | None = None, validate: bool = True,
     if not path.is_file():
         raise SceneError(path, None, *_not_a_file(path))
     try:
+        walk_hdf5(path)
         ds = xr.open_dataset(path, engine="h5netcdf", mask_and_scale=False,
                              decode_times=False, decode_coords=False)
     except Exception as exc:  # h5py/xarray raise many types for a bad file
@@ -169,6 +174,19 @@ def open_scene(path, *, kind: str | None = None, validate: bool = True,
             ds.close()
             raise
     return ds
+
+
+def walk_hdf5(path) -> None:
+    """Read every object header and attribute of an HDF5 file; raise if one is damaged.
+
+    Done before h5netcdf opens a file: on damaged metadata h5netcdf fails with
+    its ``File`` half built, and that object's ``__del__`` later prints
+    "Exception ignored ... no attribute '_writable'" with a traceback; h5py
+    raises cleanly instead.
+    """
+    with h5py.File(path, "r") as f:
+        list(f.attrs.items())
+        f.visititems(lambda name, obj: list(obj.attrs.items()) and None)
 
 
 def required_vars(kind: str) -> tuple[str, ...]:
@@ -366,8 +384,8 @@ def remove_stale_tmp(folder, final=None) -> list[Path]:
     return removed
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling, then rename.
+def atomic_write_bytes(path, data) -> None:
+    """Write ``data`` (bytes or a buffer) to ``path`` through a temporary sibling, then rename.
 
     Raises
     ------
@@ -377,7 +395,8 @@ def atomic_write_text(path, text: str) -> None:
     """
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -386,3 +405,50 @@ def atomic_write_text(path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` (UTF-8)."""
+    atomic_write_bytes(path, text.encode())
+
+
+@contextlib.contextmanager
+def all_or_nothing(folders, written: dict):
+    """Undo a multi-file write if it fails.
+
+    ``folders`` are made on entry; ``written`` is the caller's ``{kind: [path]}``
+    of files written so far. On any error those files are removed, then the
+    folders that did not exist before the block if they are left empty
+    (innermost last in ``folders``); the error propagates. No half-written
+    dataset is left.
+    """
+    folders = [Path(d) for d in folders]
+    created = [d for d in folders if not d.exists()]
+    try:
+        for d in folders:
+            d.mkdir(parents=True, exist_ok=True)
+        yield
+    except BaseException:
+        for path in (p for paths in written.values() for p in paths):
+            Path(path).unlink(missing_ok=True)
+        for d in reversed(created):
+            try:
+                d.rmdir()
+            except OSError:  # not empty: someone else's files, or it was never made
+                pass
+        raise
+
+
+@contextlib.contextmanager
+def hdf5_in_memory(path):
+    """An ``h5netcdf.File`` built in memory, written to ``path`` when the block ends.
+
+    HDF5 cannot recover from a failed write to disk (a full disk crashes the
+    process when it exits); a failed write of the finished bytes is one
+    ``OSError`` line naming ``path`` (:func:`atomic_write_bytes`). If the
+    block raises, nothing is written. Memory: the compressed file.
+    """
+    buf = io.BytesIO()
+    with h5netcdf.File(buf, "w") as f:
+        yield f
+    atomic_write_bytes(path, buf.getbuffer())

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import os
 import re
 import zlib
 from datetime import datetime, timedelta
@@ -44,7 +43,7 @@ from . import _synth_chart as chart
 from . import _synth_kernels as K
 from . import _synth_physics as phys
 from . import geolocation as geo
-from .reader import atomic_path
+from .reader import all_or_nothing, atomic_write_bytes
 
 __all__ = ["make_scene", "write_synthetic_dataset", "dataset_plan", "scene_target", "DEFAULT_SHAPE"]
 
@@ -466,10 +465,7 @@ def write_synthetic_dataset(out_dir, *, n_train=4, n_test=2, size=None, seed=0, 
     written = {k: [] for k in KINDS}
     subs = sorted(({"train"} if n_train else set()) | ({"test", "reference"} if n_test else set()))
     # On an error (a full disk, say) what this call made is removed again: no half dataset.
-    created = [d for d in (out, *(out / sub for sub in subs)) if not d.exists()]
-    try:
-        for sub in subs:
-            (out / sub).mkdir(parents=True, exist_ok=True)
+    with all_or_nothing([out, *(out / sub for sub in subs)], written):
         for kind, s, key, shape in tqdm(plan, desc="synthetic scenes", unit="scene",
                                         disable=not progress):
             ds = make_scene(shape, seed=s, kind="train")
@@ -481,15 +477,6 @@ def write_synthetic_dataset(out_dir, *, n_train=4, n_test=2, size=None, seed=0, 
                 written["reference"].append(_write(ds[list(C.LABEL_CHARTS)],
                                                    out / "reference" / f"{key}_prep_reference.nc"))
             del ds
-    except BaseException:
-        for path in (p for paths in written.values() for p in paths):
-            path.unlink(missing_ok=True)
-        for d in reversed(created):
-            try:
-                d.rmdir()
-            except OSError:  # not empty: someone else's files, or it was never made
-                pass
-        raise
     return written
 
 
@@ -507,14 +494,5 @@ def _write(ds, path):
             e.update(_ENCODING_BIG, chunksizes=tuple(min(n, 512) for n in ds[v].shape))
         enc[v] = e
     data = ds.to_netcdf(engine="h5netcdf", encoding=enc)
-    tmp = atomic_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OSError(f"{path}: cannot be written ({exc.strerror or exc}); free disk space "
-                      "or choose another --out") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, data)
     return path

@@ -33,12 +33,10 @@ converter drops. Same seed -> same bytes.
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from collections import Counter
 from pathlib import Path
 
-import h5netcdf
 import h5py
 import numpy as np
 from skimage.measure import label as connected_regions
@@ -48,7 +46,7 @@ from . import contract as C
 from . import geolocation as geo
 from . import sigrid as S
 from .raw import FACTOR, MIN_SIDE
-from .reader import atomic_path
+from .reader import all_or_nothing, atomic_write_bytes, hdf5_in_memory
 from .synth import KINDS, dataset_plan, make_scene
 
 #: Polygon id of pixels without a polygon.
@@ -317,64 +315,58 @@ def write_raw_scene(path, ds, *, seed: int = 0, chart: bool = True, shape=None,
     # 40 m coordinate q sits at 80 m coordinate (q - 0.5) / 2
     lat, lon = ties_80.latlon((line - 0.5) / FACTOR, (sample - 0.5) / FACTOR)
     ia = _ia_fit(ds)((line - 0.5) / FACTOR, (sample - 0.5) / FACTOR)
-    tmp = atomic_path(path)
-    try:
-        with h5netcdf.File(tmp, "w") as f:
-            gh, gw = ds.sizes[C.GRID2KM_DIMS[0]] + 1, ds.sizes[C.GRID2KM_DIMS[1]] + 1
-            f.dimensions = {_DIMS[0]: H, _DIMS[1]: W, _GRID_DIMS[0]: gh, _GRID_DIMS[1]: gw,
-                            _TIE_DIM: line.size}
-            big = dict(chunks=(min(H, 512), min(W, 512)), compression="gzip", compression_opts=1,
-                       shuffle=True)
-            out = {v: f.create_variable(v, _DIMS, np.float32, **big) for v in C.SAR_VARS}
-            out["distance_map"] = f.create_variable("distance_map", _DIMS, np.uint8, **big)
-            for v, pol in zip(C.SAR_VARS, ("HH", "HV")):
-                out[v].attrs.update({"polarisation": pol, "units": "dB",
-                                     "description": f"synthetic Sentinel-1 EW {pol} sigma0, 40 m"})
+    with hdf5_in_memory(path) as f:  # a full disk must not crash HDF5
+        gh, gw = ds.sizes[C.GRID2KM_DIMS[0]] + 1, ds.sizes[C.GRID2KM_DIMS[1]] + 1
+        f.dimensions = {_DIMS[0]: H, _DIMS[1]: W, _GRID_DIMS[0]: gh, _GRID_DIMS[1]: gw,
+                        _TIE_DIM: line.size}
+        big = dict(chunks=(min(H, 512), min(W, 512)), compression="gzip", compression_opts=1,
+                   shuffle=True)
+        out = {v: f.create_variable(v, _DIMS, np.float32, **big) for v in C.SAR_VARS}
+        out["distance_map"] = f.create_variable("distance_map", _DIMS, np.uint8, **big)
+        for v, pol in zip(C.SAR_VARS, ("HH", "HV")):
+            out[v].attrs.update({"polarisation": pol, "units": "dB",
+                                 "description": f"synthetic Sentinel-1 EW {pol} sigma0, 40 m"})
+        if chart:
+            out["polygon_icechart"] = f.create_variable(
+                "polygon_icechart", _DIMS, np.uint16, fillvalue=np.uint16(FILL_ID), **big)
+            f.dimensions["polygon_codes"] = len(entries)
+            codes = f.create_variable("polygon_codes", ("polygon_codes",), h5py.string_dtype())
+            codes[...] = np.array(entries, dtype=object)
+        noise = _rng(seed, "raw-sar")
+        for r0 in range(0, H80, block_rows):
+            r1 = min(H80, r0 + block_rows)
+            a, b = FACTOR * r0, FACTOR * r1 + (H - FACTOR * H80 if r1 == H80 else 0)
+            rows = (b - a, W)
+            pattern = np.float32(PATTERN_DB) * _upsample(
+                noise.standard_normal((r1 - r0, W80), dtype=np.float32))
+            pattern[0::2, 1::2] *= -1
+            pattern[1::2, 0::2] *= -1
+            for v in C.SAR_VARS:
+                z = ds[v].values[r0:r1]
+                db = np.where(z == C.SAR_FILL, np.nan, C.to_physical(v, z))
+                x = _upsample(db) + pattern
+                x[x == 0] = np.float32(1e-6)  # 0 dB would read as no data
+                out[v][a:b, :] = _pad(x.astype(np.float32), rows, np.nan)
+            z = ds["distance_map"].values[r0:r1]
+            zone = np.where(z == C.SAR_FILL, 0, np.rint(C.to_physical("distance_map", z)))
+            out["distance_map"][a:b, :] = _pad(_upsample(zone.astype(np.uint8)), rows, 0)
             if chart:
-                out["polygon_icechart"] = f.create_variable(
-                    "polygon_icechart", _DIMS, np.uint16, fillvalue=np.uint16(FILL_ID), **big)
-                f.dimensions["polygon_codes"] = len(entries)
-                codes = f.create_variable("polygon_codes", ("polygon_codes",), h5py.string_dtype())
-                codes[...] = np.array(entries, dtype=object)
-            noise = _rng(seed, "raw-sar")
-            for r0 in range(0, H80, block_rows):
-                r1 = min(H80, r0 + block_rows)
-                a, b = FACTOR * r0, FACTOR * r1 + (H - FACTOR * H80 if r1 == H80 else 0)
-                rows = (b - a, W)
-                pattern = np.float32(PATTERN_DB) * _upsample(
-                    noise.standard_normal((r1 - r0, W80), dtype=np.float32))
-                pattern[0::2, 1::2] *= -1
-                pattern[1::2, 0::2] *= -1
-                for v in C.SAR_VARS:
-                    z = ds[v].values[r0:r1]
-                    db = np.where(z == C.SAR_FILL, np.nan, C.to_physical(v, z))
-                    x = _upsample(db) + pattern
-                    x[x == 0] = np.float32(1e-6)  # 0 dB would read as no data
-                    out[v][a:b, :] = _pad(x.astype(np.float32), rows, np.nan)
-                z = ds["distance_map"].values[r0:r1]
-                zone = np.where(z == C.SAR_FILL, 0, np.rint(C.to_physical("distance_map", z)))
-                out["distance_map"][a:b, :] = _pad(_upsample(zone.astype(np.uint8)), rows, 0)
-                if chart:
-                    out["polygon_icechart"][a:b, :] = _pad(_upsample(ids80[r0:r1]), rows,
-                                                           np.uint16(FILL_ID))
-            for name in C.GRID2KM_VARS:
-                phys = C.to_physical(name, ds[name].values).astype(np.float64)
-                f.create_variable(name, _GRID_DIMS, np.float64,
-                                  data=np.pad(phys, ((0, 1), (0, 1)), mode="edge"))
-            for name in ("amsr2_swath_map", "swath_segmentation"):
-                f.create_variable(name, _GRID_DIMS, np.int8, data=np.zeros((gh, gw), np.int8))
-            for name, values in (("sar_grid_line", line.astype(np.float64)),
-                                 ("sar_grid_sample", sample.astype(np.float64)),
-                                 ("sar_grid_latitude", lat), ("sar_grid_longitude", lon),
-                                 ("sar_grid_height", np.zeros(line.size)),
-                                 ("sar_grid_incidenceangle", ia)):
-                f.create_variable(name, (_TIE_DIM,), np.float64, data=values)
-            f.attrs.update({"scene_id": path.name, "ice_service": ds.attrs["ice_service"],
-                            "pixel_spacing": 40})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                out["polygon_icechart"][a:b, :] = _pad(_upsample(ids80[r0:r1]), rows,
+                                                       np.uint16(FILL_ID))
+        for name in C.GRID2KM_VARS:
+            phys = C.to_physical(name, ds[name].values).astype(np.float64)
+            f.create_variable(name, _GRID_DIMS, np.float64,
+                              data=np.pad(phys, ((0, 1), (0, 1)), mode="edge"))
+        for name in ("amsr2_swath_map", "swath_segmentation"):
+            f.create_variable(name, _GRID_DIMS, np.int8, data=np.zeros((gh, gw), np.int8))
+        for name, values in (("sar_grid_line", line.astype(np.float64)),
+                             ("sar_grid_sample", sample.astype(np.float64)),
+                             ("sar_grid_latitude", lat), ("sar_grid_longitude", lon),
+                             ("sar_grid_height", np.zeros(line.size)),
+                             ("sar_grid_incidenceangle", ia)):
+            f.create_variable(name, (_TIE_DIM,), np.float64, data=values)
+        f.attrs.update({"scene_id": path.name, "ice_service": ds.attrs["ice_service"],
+                        "pixel_spacing": 40})
     return {"path": path, "shape": shape, "polygons": max(len(entries) - 1, 0), "ways": ways}
 
 
@@ -398,13 +390,8 @@ def _size80(size):
 def _write_reference(ds, path: Path) -> Path:
     """The 80 m labels as a ``*_prep_reference.nc`` (what conversion of the raw file gives)."""
     enc = {c: {"_FillValue": None, "zlib": True, "complevel": 1} for c in C.LABEL_CHARTS}
-    tmp = atomic_path(path)
-    try:
-        ds[list(C.LABEL_CHARTS)].to_netcdf(tmp, engine="h5netcdf", encoding=enc)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, ds[list(C.LABEL_CHARTS)].to_netcdf(engine="h5netcdf",
+                                                                encoding=enc))
     return path
 
 
@@ -437,19 +424,20 @@ def write_raw_dataset(out_dir, *, n_train=4, n_test=2, size=None, seed=0, progre
     out = Path(out_dir)
     written = {k: [] for k in KINDS}
     ways = Counter()
-    for sub in ({"train"} if n_train else set()) | ({"test", "reference"} if n_test else set()):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    for kind, s, key, shape80 in tqdm(plan, desc="synthetic raw scenes", unit="scene",
-                                      disable=not progress):
-        ds = make_scene(shape80, seed=s, kind="train")
-        shape = (FACTOR * shape80[0] + odd[0], FACTOR * shape80[1] + odd[1])
-        r = write_raw_scene(out / kind / ds.attrs["original_id"], ds, seed=s,
-                            chart=kind == "train", shape=shape)
-        written[kind].append(r["path"])
-        ways += r["ways"]
-        if kind == "test":
-            written["reference"].append(
-                _write_reference(ds, out / "reference" / f"{key}_prep_reference.nc"))
-        del ds
+    subs = sorted(({"train"} if n_train else set()) | ({"test", "reference"} if n_test else set()))
+    # On an error (a full disk, say) what this call made is removed again: no half dataset.
+    with all_or_nothing([out, *(out / sub for sub in subs)], written):
+        for kind, s, key, shape80 in tqdm(plan, desc="synthetic raw scenes", unit="scene",
+                                          disable=not progress):
+            ds = make_scene(shape80, seed=s, kind="train")
+            shape = (FACTOR * shape80[0] + odd[0], FACTOR * shape80[1] + odd[1])
+            r = write_raw_scene(out / kind / ds.attrs["original_id"], ds, seed=s,
+                                chart=kind == "train", shape=shape)
+            written[kind].append(r["path"])
+            ways += r["ways"]
+            if kind == "test":
+                written["reference"].append(
+                    _write_reference(ds, out / "reference" / f"{key}_prep_reference.nc"))
+            del ds
     written["ways"] = ways
     return written

@@ -81,10 +81,13 @@ WRITE_CASES = {
     "evaluate csv": (["evaluate", "-q", "--submission", "{d}/sub.nc", "--reference",
                       "{d}/reference", "--report", "{o}/report"], 100,
                      "{o}/report/per_scene_scores.csv", ["{o}/report"]),
-    # the CSVs written before the figure stay (folder-level cleanup is cli/evaluate.py's)
+    # the report is all or nothing: the CSVs written before the figure go too
     "evaluate figure": (["evaluate", "-q", "--submission", "{d}/sub.nc", "--reference",
                          "{d}/reference", "--report", "{o}/report"], 5_000,
-                        "{o}/report/confusion_SIC.png", []),
+                        "{o}/report/confusion_SIC.png", ["{o}/report"]),
+    # HDF5 files built in memory, then written: a full disk is one line, never a crash
+    "synth raw scene": (["synth", "-q", "--raw", "--out", "{o}/raw", "--train", 1, "--test", 1,
+                         "--size", "100x110"], 20_000, "{o}/raw/", ["{o}/raw"]),
     "importance csv": (["importance", "-q", "--model", "{d}/model", "--out", "{o}/imp"], 100,
                        "{o}/imp/importance.csv", ["{o}/imp"]),
     # limit: set between the largest non-figure file and the smallest figure (write_runs)
@@ -146,6 +149,49 @@ def test_a_failed_submission_write_never_crashes_hdf5(data, tmp_path):
             assert sub.read_bytes() == (data / "sub.nc").read_bytes()
             sub.unlink()
     assert codes[0] == 1 and codes[-1] == 0, codes
+
+
+#: The products' NetCDF is smaller than the submission's reserved size, so a file size
+#: limit through ``predict`` would stop the submission first: write the products alone.
+_PRODUCTS_CHILD = """
+import sys
+from evaluation.products import ProductWriter
+from evaluation.submission import open_submission, read_map
+from scenes.reader import list_scenes, scene_key
+data, out = sys.argv[1:3]
+try:
+    with open_submission(data + "/sub.nc") as sub, ProductWriter(out, formats=("netcdf",)) as w:
+        for p in list_scenes(data + "/test"):
+            k = scene_key(p)
+            w.add(k, {c: read_map(sub, k, c) for c in ("SIC", "SOD", "FLOE")}, scene=p)
+except OSError as e:
+    sys.exit("error: " + str(e))
+"""
+
+
+@pytest.mark.parametrize("limit", [2_000, 30_000])
+def test_a_failed_products_netcdf_write_is_one_line(data, tmp_path, limit):
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    r = subprocess.run([sys.executable, "-c", _PRODUCTS_CHILD, str(data), str(tmp_path / "p")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300, preexec_fn=limited)
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert r.stderr.startswith(f"error: {tmp_path / 'p'}/") and "free disk space" in r.stderr
+    assert not _temporaries(tmp_path) and not list((tmp_path / "p").glob("*.nc"))
+
+
+def test_a_failed_raw_conversion_is_one_line(data, tmp_path):
+    raw = tmp_path / "raw"
+    assert main(["synth", "-q", "--raw", "--out", str(raw), "--train", "1", "--test", "0",
+                 "--size", "100x110"]) == 0
+    r = _cli(["convert-raw", "-q", "--data", raw / "train", "--out", tmp_path / "rtt"], 20_000)
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"{tmp_path / 'rtt'}/" in errors[0], r.stderr[-3000:]
+    assert "free disk space" in errors[0]
+    assert not _temporaries(tmp_path) and not list((tmp_path / "rtt").glob("*.nc"))
 
 
 # --- a killed run --------------------------------------------------------------------

@@ -333,3 +333,19 @@ def test_other_lightgbm_version_warns(tiny_model, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         load_model(tiny_model[0])
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("cut", ["inside a parameter line", "before 'end of parameters'"])
+def test_a_cut_parameters_section_is_named(tiny_model, cut):
+    """LightGBM reads the parameters section unchecked (a cut one crashed it, signal 11)."""
+    from models.lgbm_text import text_problem
+
+    folder = tiny_model[0]
+    text = (folder / "SOD.txt").read_text()
+    n = len(_read(folder)["feature_names"])
+    assert text_problem(text, n) is None
+    start = text.index("\nparameters:\n")
+    end = text.index("\nend of parameters")
+    cut_at = text.index(": ", start + 14) if cut.startswith("inside") else end
+    problem = text_problem(text[:cut_at], n)
+    assert problem is not None and "parameters" in problem, problem
