@@ -4,13 +4,20 @@ Usage::
 
     # one 5000 x 5200 synthetic scene: time per phase and peak RSS (own process)
     python benchmarks/bench_models.py predict [--model DIR] [--work DIR] [--stride N]
+                                              [--stage2] [--system NAME]
     # train on --n-pixels from --n-scenes synthetic scenes of real size
     python benchmarks/bench_models.py train [--n-scenes 20] [--size real] [--work DIR]
+                                            [--no-stage2]
 
 Both pin themselves to ``--cores`` CPUs (default 2, the target laptop) and
 print their measured figures. ``predict`` without ``--model`` first trains a
 worst-case model on small scenes (early stopping off, so every model keeps
-all ``n_estimators`` rounds; SIC as the 11-class classifier). Scenes are
+all ``n_estimators`` rounds; SIC as the 11-class classifier); with
+``--stage2`` its second stage is the worst case too (every chart's stage-2
+model keeps ``pipeline.stage2.MAX_ROUNDS`` rounds, system ``stage2+regions``).
+``--system stage1`` predicts such a folder as the code did before the second
+stage (the same stage-1 work), for a before/after on one model. ``train
+--no-stage2`` trains without the second stage (today's training). Scenes are
 written under ``--work`` once and reused.
 """
 from __future__ import annotations
@@ -52,20 +59,26 @@ def _scenes(out, *, n_train, n_test, size, seed):
     return have[: n_train or n_test]
 
 
-def _worst_case_model(work, n_estimators):
+def _worst_case_model(work, n_estimators, stage2=False):
+    from pipeline import stage2 as P2
     from pipeline import train_models
 
-    model = Path(work) / f"worst_case_model_{n_estimators}"
+    model = Path(work) / f"worst_case_model_{n_estimators}{'_stage2' if stage2 else ''}"
     if (model / "manifest.json").is_file():
         return model
     scenes = _scenes(Path(work) / "small", n_train=4, n_test=0, size=(768, 800), seed=99)
-    train_models(scenes, model, seed=0, n_pixels=200_000, sic_modes=("argmax",),
-                 estimator_params={"n_estimators": n_estimators, "early_stopping_rounds": 0},
-                 progress=False)
+    if stage2:  # the most a second stage can cost: every chart, all rounds, a region vote
+        P2.FORCE_ROUNDS, P2.FORCE_SYSTEM = P2.MAX_ROUNDS, "stage2+regions"
+    try:
+        train_models(scenes, model, seed=0, n_pixels=200_000, sic_modes=("argmax",),
+                     estimator_params={"n_estimators": n_estimators, "early_stopping_rounds": 0},
+                     progress=False, stage2=stage2)
+    finally:
+        P2.FORCE_ROUNDS = P2.FORCE_SYSTEM = None
     return model
 
 
-def _predict_child(scene, model, stride, repeat):
+def _predict_child(scene, model, stride, repeat, system=None):
     """Runs in a fresh process so that its peak RSS is the prediction's own."""
     import numpy as np
 
@@ -79,13 +92,18 @@ def _predict_child(scene, model, stride, repeat):
         ds = open_scene(scene, validate=False)
         timings = {}
         t = time.perf_counter()
-        maps = predict_scene(ds, bundle, stride=stride, timings=timings)
+        maps = predict_scene(ds, bundle, stride=stride, timings=timings, system=system)
         timings["total"] = time.perf_counter() - t
         ds.close()
         runs.append(timings)
     shape = maps["SIC"].shape
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    st = bundle.stage2
+    system = system or (st.system if st is not None else "stage1")
+    if st is not None:
+        trees.update({f"{c}_stage2": m.booster_.num_trees() for c, m in st.models.items()})
     print(json.dumps({"shape": shape, "runs": runs, "trees": trees, "peak_rss_mb": rss,
+                      "system": system,
                       "sic_mode": bundle.sic_mode, "smoothing": bundle.smoothing,
                       "stride": stride or bundle.stride,
                       "classes_seen": {c: np.unique(m).tolist() for c, m in maps.items()}}))
@@ -95,22 +113,51 @@ def bench_predict(args):
     cores = _pin(args.cores)
     scene = _scenes(Path(args.work) / "predict", n_train=0, n_test=1,
                     size=(5000, 5200), seed=777)[0]
-    model = Path(args.model) if args.model else _worst_case_model(args.work, args.n_estimators)
+    model = Path(args.model) if args.model else _worst_case_model(args.work, args.n_estimators,
+                                                                   args.stage2)
     cmd = [sys.executable, __file__, "_predict_child", str(scene), str(model),
-           str(args.stride or 0), str(args.repeat), str(args.cores)]
+           str(args.stride or 0), str(args.repeat), str(args.cores), args.system or ""]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if res.returncode:
         sys.exit(res.stderr)
     out = json.loads(res.stdout.strip().splitlines()[-1])
     print(f"predict_scene on {out['shape'][0]} x {out['shape'][1]} ({cores} cores), model {model}")
     print(f"  trees per chart {out['trees']}, SIC mode {out['sic_mode']}, stride {out['stride']}, "
-          f"smoothing {out['smoothing']}")
+          f"smoothing {out['smoothing']}, system {out['system']}")
     for i, r in enumerate(out["runs"]):
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in r.items()
                            if k not in ("total", "lattice_points"))
         print(f"  run {i + 1}: total {r['total']:.1f} s ({phases}; "
               f"{r['lattice_points']} lattice points)")
     print(f"  peak RSS of the predicting process: {out['peak_rss_mb']:.0f} MB")
+
+
+#: Scenes of the real training set (FORMAT.md), for the extrapolation.
+REAL_TRAIN_SCENES = 512
+
+
+def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN_SCENES,
+                val_share: float = 0.2, stage2_scenes: int = 32) -> dict:
+    """Seconds of each phase of a training on ``n_all`` scenes, from a measured run.
+
+    A phase that works scene by scene scales with the scenes it reads (all,
+    training or validation scenes); the fits and the cross-fit work on a fixed
+    number of sampled pixels and stay as measured. Stage 2 featurizes at most
+    ``stage2_scenes`` training scenes plus the validation scenes, and chooses
+    its system on those. Linear in scenes, so an upper bound for the sampling
+    (each scene gives fewer pixels when there are more scenes).
+    """
+    big_val = round(n_all * val_share)
+    big_train = n_all - big_val
+    n = n_train + n_val
+    s2_small = min(stage2_scenes, n_train) + n_val
+    s2_big = min(stage2_scenes, big_train) + big_val
+    scale = {"checks_s": n_all / n, "label_counts_s": n_all / n,
+             "sampling_s": big_train / n_train, "validation_features_s": big_val / max(n_val, 1),
+             "fit_s": 1.0, "selection_s": big_val / max(n_val, 1),
+             "stage2_cross_fit_s": 1.0, "stage2_features_s": s2_big / s2_small,
+             "stage2_fit_s": s2_big / s2_small, "stage2_selection_s": s2_big / s2_small}
+    return {k: timings[k] * f for k, f in scale.items() if k in timings}
 
 
 def bench_train(args):
@@ -123,18 +170,24 @@ def bench_train(args):
     model = Path(args.work) / "bench_model"
     t = time.perf_counter()
     man = train_models(scenes, model, seed=0, n_pixels=args.n_pixels, n_jobs=cores,
-                       progress=True, overwrite=True)
+                       progress=True, overwrite=True, stage2=args.stage2)
     total = time.perf_counter() - t
     tr = man.training
     print(f"train_models: {len(scenes)} scenes ({len(tr.train_scenes)} train, "
           f"{len(tr.val_scenes)} validation), {tr.n_rows} rows drawn for "
           f"n_pixels={args.n_pixels}, {cores} cores: {total:.0f} s")
     print(f"  phases {tr.timings_s}")
+    big = extrapolate(tr.timings_s, len(tr.train_scenes), len(tr.val_scenes))
+    print(f"  extrapolated to {REAL_TRAIN_SCENES} scenes (20 % validation) on {cores} cores: "
+          f"{sum(big.values()) / 60:.1f} min ("
+          + ", ".join(f"{k[:-2]} {v / 60:.1f}" for k, v in big.items()) + " min)")
     print(f"  rounds kept {tr.best_iterations}, SIC mode {man.sic_mode}, "
           f"smoothing {man.smoothing}")
     v = man.validation
     print(f"  validation unsmoothed {v['unsmoothed']}")
     print(f"  validation smoothed   {v['smoothed']}")
+    if man.stage2 is not None:
+        print(f"  stage 2: {man.stage2.selection.get('why')}; rounds {man.stage2.rounds}")
     print(f"  SIC modes {v['sic_modes']}")
     print(f"  peak RSS of this process (children excluded): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
@@ -144,9 +197,9 @@ def bench_train(args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_predict_child":
-        scene, model, stride, repeat, cores = argv[1:6]
+        scene, model, stride, repeat, cores, system = argv[1:7]
         _pin(int(cores))
-        return _predict_child(scene, model, int(stride) or None, int(repeat))
+        return _predict_child(scene, model, int(stride) or None, int(repeat), system or None)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("predict")
@@ -154,10 +207,17 @@ def main(argv=None):
     p.add_argument("--stride", type=int, default=None)
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--n-estimators", type=int, default=300)
+    p.add_argument("--stage2", action="store_true",
+                   help="the worst-case model gets a worst-case second stage too")
+    p.add_argument("--system", default=None,
+                   help="predict with this system of the folder (default its chosen one; "
+                        "stage1: as before the second stage)")
     t = sub.add_parser("train")
     t.add_argument("--n-scenes", type=int, default=20)
     t.add_argument("--size", nargs="+", default=["real"], help="'real' or H W")
     t.add_argument("--n-pixels", type=int, default=2_000_000)
+    t.add_argument("--no-stage2", dest="stage2", action="store_false",
+                   help="train without the second stage (as before it existed)")
     for q in (p, t):
         q.add_argument("--work", default="bench_work", help="folder for scenes and models")
         q.add_argument("--cores", type=int, default=2)

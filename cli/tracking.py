@@ -256,6 +256,11 @@ def model_params(manifest: Manifest) -> dict:
     params.update({f"best_iteration.{k}": v for k, v in tr.best_iterations.items()})
     if tr.validation_fallbacks:
         params["validation_fallbacks"] = _value(tr.validation_fallbacks)
+    st = manifest.stage2
+    params["stage2.system"] = st.system if st is not None else "none"
+    if st is not None:
+        params.update({f"stage2.rounds.{c}": r for c, r in st.rounds.items()})
+        params.update({f"stage2.spec.{k}": _value(v) for k, v in st.spec.items()})
     return params
 
 
@@ -274,6 +279,11 @@ def validation_metrics(manifest: Manifest) -> dict:
         for k in (*C.LABEL_CHARTS, "combined"):
             if k in scores.get(kind, {}) and k not in skip:
                 out[f"{prefix}{k}"] = float(scores[kind][k])
+    # each candidate system on the selection scenes of the second stage
+    st = manifest.stage2
+    for system, sc in (st.selection.get("scores", {}) if st is not None else {}).items():
+        name = system.replace("+", "_")
+        out.update({f"selection_{name}_{k}": float(v) for k, v in sc.items()})
     return out
 
 
@@ -281,7 +291,10 @@ def model_digest(manifest: Manifest) -> str | None:
     """Digest of a model's files, from the manifest's checksums (None for a format-1 model)."""
     if not manifest.checksummed:
         return None
-    text = "\n".join(f"{c} {f.sha256}" for c, f in sorted(manifest.files.items()))
+    files = sorted(manifest.files.items())
+    if manifest.stage2 is not None and manifest.stage2.files:
+        files += sorted((f"{c}_stage2", f) for c, f in manifest.stage2.files.items())
+    text = "\n".join(f"{c} {f.sha256}" for c, f in files)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -39,6 +39,10 @@ def add_parser(sub, parents):
                         "'{\"texture_windows\": [11], \"scene\": false}' (keys: "
                         "featurize.FeatureConfig; the model folder records it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    p.add_argument("--no-stage2", dest="stage2", action="store_false",
+                   help="leave out the second stage (region hierarchy, stage-2 models and the "
+                        "choice of system; about as long again as stage 1): the folder then "
+                        "predicts with the per-pixel models and their smoothing alone")
     add_device(p)
     add_seed(p)
     add_jobs(p)
@@ -108,7 +112,7 @@ def run(args) -> int:
                                 val_fraction=args.val_fraction,
                                 n_jobs=args.jobs, progress=show_progress(args),
                                 overwrite=args.overwrite, runner=runner,
-                                distributed=args.distributed)
+                                distributed=args.distributed, stage2=args.stage2)
     print(f"model written to {args.out}")
     if runner.reused:
         print(f"{len(runner.reused)} scene result(s) reused from the cache")
@@ -147,4 +151,14 @@ def validation_summary(scores, manifest: Manifest, out) -> str:
             f"{value(best, 'SIC')}, SOD {value(best, 'SOD')}, FLOE {value(best, 'FLOE')}); "
             f"{value(scores['unsmoothed'], 'combined')} without smoothing{note}\n"
             f"chosen: SIC mode {best['sic_mode']}, water rule {best['water_rule']}, "
-            f"smoothing {smoothing}; every setting tried is in {Path(out) / 'manifest.json'}")
+            f"smoothing {smoothing}; every setting tried is in {Path(out) / 'manifest.json'}"
+            + stage2_summary(manifest))
+
+
+def stage2_summary(manifest: Manifest) -> str:
+    """One more line: the system the second stage chose and why ("" without one)."""
+    st = manifest.stage2
+    if st is None:
+        return ""
+    rounds = ", ".join(f"{c} {st.rounds.get(c, 0)}" for c in LABEL_CHARTS)
+    return f"\nsystem {st.selection.get('why')}; stage-2 rounds {rounds}"

@@ -21,6 +21,11 @@ reference SIC is labelled (all valid pixels when a scene has no labels), and
 weighted by the pixels they stand for, so the metrics pool scenes like the
 challenge does.
 
+A model folder with a second stage adds rows with ``parameter``
+``"{chart}_stage2"`` for each chart that has a stage-2 model, its features in
+their own groups (``stage2_outputs``, ``stage2_regions``, ``stage2_boxes``),
+measured at lattice points (:mod:`evaluation.stage2_importance`).
+
 The result is one tidy table with columns ``parameter, feature, group,
 metric, value``. Rows with ``feature == "*"`` hold the group totals: the sum
 of the group's feature rows for ``gain``, ``split`` and ``mean_abs_shap``,
@@ -47,6 +52,7 @@ from scenes import contract as C
 from scenes.reader import (atomic_path, atomic_write_text, list_scenes, open_scene, scene_key,
                            valid_mask)
 
+from . import stage2_importance
 from .metrics import ChartAccumulator
 
 log = logging.getLogger(__name__)
@@ -330,7 +336,7 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
     """
     if isinstance(bundle, (str, Path)):
         bundle = load_model(bundle)
-    rows = tree_importance(bundle)
+    rows = tree_importance(bundle) + stage2_importance.tree_rows(bundle)
     result = ImportanceResult(table=None, meta={
         "model": str(bundle.model_dir), "sic_mode": bundle.sic_mode, "seed": int(seed),
         "n_per_scene": int(n_per_scene), "n_repeats": int(n_repeats)})
@@ -355,6 +361,18 @@ def compute_importance(bundle, scenes=None, *, reference_dir=None,
         else:
             log.warning("the scenes have no labels and no references were found; "
                         "permutation importance skipped (pass --reference DIR)")
+        if bundle.stage2 is not None and bundle.stage2.models:
+            points = stage2_importance.sample_points(bundle, scenes, find_labels,
+                                                     n_per_scene=n_per_scene, seed=seed,
+                                                     reference_dir=reference_dir)
+            if points is not None:
+                more, base, n_points = stage2_importance.data_rows(
+                    bundle, *points, mean_abs_shap=mean_abs_shap,
+                    permutation_drop=permutation_drop, n_repeats=n_repeats, seed=seed,
+                    max_shap=max_shap_pixels)
+                rows += more
+                result.baseline.update(base)
+                result.n_pixels.update(n_points)
     result.table = pd.DataFrame(rows, columns=list(COLUMNS))
     return result
 
@@ -404,7 +422,10 @@ def group_table(table, metric: str):
     """``{parameter: {group: value}}`` of the group rows of one metric, largest first."""
     sel = table[(table["metric"] == metric) & (table["feature"] == GROUP_ROW)]
     out = {}
-    for chart in C.LABEL_CHARTS:
+    # the three charts, then their second stages ("SIC_stage2", ...) if the model has them
+    params = list(C.LABEL_CHARTS) + [q for q in dict.fromkeys(table["parameter"])
+                                     if q not in C.LABEL_CHARTS]
+    for chart in params:
         part = sel[sel["parameter"] == chart].sort_values("value", ascending=False, kind="stable")
         if len(part):
             out[chart] = dict(zip(part["group"], part["value"].astype(float)))
@@ -430,12 +451,15 @@ def summary_lines(result: ImportanceResult, top: int = 3) -> list:
                      + ("" if labelled else " (no labels: no permutation importance)"))
     else:
         lines.append(f"importance of {result.meta.get('model')} (no scenes: gain and split only)")
-    for chart in C.LABEL_CHARTS:
-        head = chart
+    params = list(C.LABEL_CHARTS) + [q for q in dict.fromkeys(t["parameter"])
+                                     if q not in C.LABEL_CHARTS]
+    for chart in params:
+        head = chart if chart in C.LABEL_CHARTS else chart.replace("_stage2", " stage 2")
         if chart in result.baseline:
-            what = "R2" if chart == "SIC" else "weighted F1"
+            what = "R2" if chart.startswith("SIC") else "weighted F1"
+            where = "pixels" if chart in C.LABEL_CHARTS else "lattice points"
             head += (f" (per-pixel {what} {result.baseline[chart]:.1f} on "
-                     f"{result.n_pixels[chart]} pixels)")
+                     f"{result.n_pixels[chart]} {where})")
             if result.meta.get("reference_classes", {}).get(chart) == 1:
                 head += ": the reference holds one class only, the metric says little"
         lines.append(head)

@@ -32,6 +32,9 @@ Format 2 (this code writes it)::
     classes          {chart: [int]}        0 .. N_CLASSES[chart] - 1
     estimators       {chart: {class, params, best_iteration}}
     files            {chart: {name, size, sha256}}   plain names inside the folder
+    stage2           {system, spec, feature_names, rounds, systems, selection,
+                      estimators, files}   optional (absent: no second stage; all
+                      format-2 folders written before it): see :class:`Stage2Record`
 
 Format 1 (before checksums) is read through :func:`_upgrade_v1`, the one place
 that knows what format 1 lacked; its files carry no checksums
@@ -52,7 +55,7 @@ import numpy as np
 from featurize import radiometer
 from scenes import contract as C
 
-from . import smoothing
+from . import smoothing, stage2
 from .predict import SIC_MODES, WATER_RULES
 
 log = logging.getLogger(__name__)
@@ -220,14 +223,20 @@ def _plain_name(v, name):
     return v
 
 
-def _spec(v, name):
-    try:
-        return smoothing.check_spec(_object(v, name, "a smoothing spec object"))
-    except ValueError as e:
-        if isinstance(e, ManifestError):
-            raise
-        raise ManifestError(name, f"is not a valid smoothing spec ({' '.join(str(e).split())})") \
-            from None
+def _checked_by(check, what):
+    """A field check from a module's own ``check_spec`` (its ValueError as a ManifestError)."""
+    def run(v, name):
+        try:
+            return check(_object(v, name, f"a {what} object"))
+        except ValueError as e:
+            if isinstance(e, ManifestError):
+                raise
+            raise ManifestError(name, f"is not a valid {what} ({' '.join(str(e).split())})") \
+                from None
+    return run
+
+
+_spec = _checked_by(smoothing.check_spec, "smoothing spec")
 
 
 # --- records ---------------------------------------------------------------------------
@@ -448,6 +457,102 @@ TrainingRecord._nested = {
 }
 
 
+def _systems(v, name):
+    """``{system: {sic_mode, water_rule, water_threshold, smoothing, region_level}}``."""
+    v = _object(v, name, "an object of system -> settings")
+    unknown = sorted(set(v) - set(stage2.SYSTEMS))
+    if unknown:
+        raise ManifestError(f"{name}.{unknown[0]}", f"is not a system (systems: "
+                                                   f"{list(stage2.SYSTEMS)})")
+    out = {}
+    for system, d in v.items():
+        key = f"{name}.{system}"
+        d = _object(d, key, "an object of settings")
+        want = ("sic_mode", "water_rule", "water_threshold", "smoothing", "region_level")
+        missing = [k for k in want if k not in d]
+        extra = sorted(set(d) - set(want))
+        if missing or extra:
+            raise ManifestError(key, f"must have exactly {list(want)} (missing {missing}, "
+                                     f"unknown {extra})")
+        level = d["region_level"]
+        out[system] = {
+            "sic_mode": _str(d["sic_mode"], f"{key}.sic_mode", choices=SIC_MODES),
+            "water_rule": _str(d["water_rule"], f"{key}.water_rule", choices=WATER_RULES),
+            "water_threshold": _float(d["water_threshold"], f"{key}.water_threshold", 0,
+                                      C.N_CLASSES["SIC"]),
+            "smoothing": _chart_map(d["smoothing"], f"{key}.smoothing", _spec, "smoothing spec"),
+            "region_level": None if level is None else _int(level, f"{key}.region_level", 0),
+        }
+    return out
+
+
+_stage2_spec = _checked_by(stage2.check_spec, "stage-2 spec")
+
+
+@dataclass(frozen=True)
+class Stage2Record(_Record):
+    """The second stage of a model folder (:mod:`models.stage2`, :mod:`pipeline.stage2`).
+
+    ``system`` is the system predictions use; ``systems`` holds the settings
+    of every candidate that was scored (for ablations); ``estimators`` and
+    ``files`` describe the stage-2 model of each chart whose cross-fit kept
+    rounds (``{chart}_stage2.txt``), None until :func:`models.persistence.save_model`
+    has written them; ``selection`` is how the system was chosen.
+    """
+
+    system: str
+    spec: dict
+    feature_names: tuple
+    rounds: dict
+    systems: dict
+    selection: dict
+    estimators: dict | None = None
+    files: dict | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.system not in self.systems:
+            raise ManifestError("system", f"is {self.system!r}, which systems does not hold")
+        if self.estimators is not None and self.files is not None \
+                and set(self.estimators) != set(self.files):
+            raise ManifestError("files", "must name a file for each chart of estimators")
+        if self.system.startswith("stage2") and self.estimators is not None \
+                and not self.estimators:
+            raise ManifestError("estimators", f"is empty, but system {self.system!r} uses "
+                                              "stage-2 models")
+
+
+def _chart_subset_of(item, what):
+    def check(v, name):
+        v = _object(v, name, f"an object of chart -> {what}")
+        unknown = sorted(set(v) - set(C.LABEL_CHARTS))
+        if unknown:
+            raise ManifestError(f"{name}.{unknown[0]}", f"is not a chart (charts: "
+                                                       f"{list(C.LABEL_CHARTS)})")
+        return {c: item(v[c], f"{name}.{c}") for c in C.LABEL_CHARTS if c in v}
+    return check
+
+
+Stage2Record._checks = {
+    "system": lambda v, n: _str(v, n, choices=stage2.SYSTEMS),
+    "spec": _stage2_spec,
+    "feature_names": lambda v, n: _str_list(v, n, distinct=True, nonempty=True),
+    "rounds": _chart_subset_of(lambda v, n: _int(v, n, least=0), "round count"),
+    "systems": _systems,
+    "selection": lambda v, n: _json_object(v, n, "an object"),
+    "estimators": lambda v, n: None if v is None else _chart_subset_of(
+        _instance(EstimatorRecord), "EstimatorRecord")(v, n),
+    "files": lambda v, n: None if v is None else _chart_subset_of(
+        _instance(ModelFile), "ModelFile")(v, n),
+}
+Stage2Record._nested = {
+    "estimators": lambda v, key, **kw: None if v is None else _chart_subset_of(
+        lambda x, k: _sub(EstimatorRecord, x, k), "{class, params, best_iteration}")(v, key),
+    "files": lambda v, key, checksums=True, **kw: None if v is None else _chart_subset_of(
+        lambda x, k: _sub(ModelFile, x, k, checksums=checksums), "{name, size, sha256}")(v, key),
+}
+
+
 @dataclass(frozen=True)
 class Manifest(_Record):
     """The manifest of a model folder (format :data:`FORMAT_VERSION`); see the module doc.
@@ -471,6 +576,8 @@ class Manifest(_Record):
     classes: dict | None = None
     estimators: dict | None = None
     files: dict | None = None
+    #: The second stage (absent in folders without one, and in all written before it).
+    stage2: Stage2Record | None = None
 
     #: Entries save_model fills.
     SAVED: ClassVar[tuple] = ("versions", "classes", "estimators", "files")
@@ -479,6 +586,8 @@ class Manifest(_Record):
         super().__post_init__()
         if self.files is not None:
             names = [f.name for f in self.files.values()]
+            if self.stage2 is not None and self.stage2.files is not None:
+                names += [f.name for f in self.stage2.files.values()]
             if len(set(names)) != len(names):
                 raise ManifestError("files", f"must name a different file per chart, got {names}")
 
@@ -493,8 +602,16 @@ class Manifest(_Record):
         return self.files is not None and all(f.checked for f in self.files.values())
 
     def to_dict(self) -> dict:
-        """The JSON of ``manifest.json`` (with ``format_version``)."""
-        return {"format_version": FORMAT_VERSION, **super().to_dict()}
+        """The JSON of ``manifest.json`` (with ``format_version``; ``stage2`` only if present)."""
+        d = {"format_version": FORMAT_VERSION, **super().to_dict()}
+        if d["stage2"] is None:  # folders without a second stage read as before
+            del d["stage2"]
+        return d
+
+    @classmethod
+    def _parse(cls, d, **kw):
+        # format-2 manifests without a second stage have no stage2 entry
+        return super()._parse({"stage2": None, **d}, **kw)
 
     @classmethod
     def from_dict(cls, d, *, source="manifest") -> "Manifest":
@@ -555,12 +672,15 @@ Manifest._checks = {
         v, n, _instance(EstimatorRecord), "EstimatorRecord"),
     "files": lambda v, n: None if v is None else _chart_map(v, n, _instance(ModelFile),
                                                             "ModelFile"),
+    "stage2": lambda v, n: None if v is None else _instance(Stage2Record)(v, n),
 }
 Manifest._nested = {
     "training": lambda v, key, **kw: _sub(TrainingRecord, v, key),
     "estimators": lambda v, key, **kw: None if v is None else _chart_map(
         v, key, lambda x, k: _sub(EstimatorRecord, x, k), "{class, params, best_iteration}"),
     "files": _files,
+    "stage2": lambda v, key, checksums=True, **kw: None if v is None else _sub(
+        Stage2Record, v, key, checksums=checksums),
 }
 
 

@@ -3,6 +3,7 @@
 Layout of a model folder::
 
     SIC.txt, SOD.txt, FLOE.txt   booster.save_model text (best iteration only)
+    {chart}_stage2.txt           the second stage of each chart that has one (optional)
     manifest.json                everything needed to use them again
 
 The manifest (:class:`models.manifest.Manifest`, format
@@ -40,9 +41,11 @@ from sklearn.base import RegressorMixin
 from featurize import FeatureConfig, feature_names
 from scenes import contract as C
 
+from . import stage2 as S2
 from .estimator import ESTIMATOR_CLASSES, lgb_feature_names
 from .lgbm_text import text_problem
-from .manifest import FORMAT_VERSION, EstimatorRecord, Manifest, ManifestError, ModelFile
+from .manifest import (FORMAT_VERSION, EstimatorRecord, Manifest, ManifestError, ModelFile,
+                       Stage2Record)
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "ModelBundle", "load_model", "save_model",
            "versions"]
@@ -74,6 +77,9 @@ class ModelBundle:
     smoothing : dict chart -> smoothing spec
     stride : int
         Default prediction lattice step (SAR pixels).
+    stage2 : models.stage2.Stage2Bundle or None
+        The second stage and the chosen system (None: stage 1 alone, as every
+        folder written before the second stage).
     """
 
     model_dir: Path
@@ -86,6 +92,7 @@ class ModelBundle:
     stride: int
     water_rule: str = "sic"
     water_threshold: float = 0.5
+    stage2: object = None
 
 
 def versions() -> dict:
@@ -102,7 +109,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = False) -> Manifest:
+def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = False,
+               stage2_models: dict | None = None) -> Manifest:
     """Write a model folder atomically.
 
     Parameters
@@ -116,6 +124,9 @@ def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = F
         ``classes``, ``estimators`` and ``files`` are filled (replaced) here.
     overwrite : bool
         Replace an existing folder (only if it is a model folder or empty).
+    stage2_models : dict chart -> fitted stage-2 estimator, optional
+        Written as ``{chart}_stage2.txt`` when ``manifest.stage2`` is given;
+        its ``estimators`` and ``files`` are filled here.
 
     Returns
     -------
@@ -161,9 +172,24 @@ def save_model(out_dir, *, models: dict, manifest: Manifest, overwrite: bool = F
             models[chart].save_model(path)
             data = path.read_bytes()
             files[chart] = ModelFile(name=path.name, size=len(data), sha256=_sha256(data))
+        st = manifest.stage2
+        if st is not None:
+            s2_est, s2_files = {}, {}
+            for chart in C.LABEL_CHARTS:
+                est = (stage2_models or {}).get(chart)
+                if est is None:
+                    continue
+                path = tmp / f"{chart}_stage2.txt"
+                est.save_model(path)
+                data = path.read_bytes()
+                s2_files[chart] = ModelFile(name=path.name, size=len(data), sha256=_sha256(data))
+                s2_est[chart] = EstimatorRecord(class_name=type(est).__name__,
+                                                params=est.get_params(),
+                                                best_iteration=int(est.best_iteration_))
+            st = replace(st, estimators=s2_est, files=s2_files)
         full = replace(manifest, versions=versions(),
                        classes={c: tuple(range(C.N_CLASSES[c])) for c in C.LABEL_CHARTS},
-                       estimators=estimators, files=files)
+                       estimators=estimators, files=files, stage2=st)
         text = json.dumps(full.to_dict(), indent=2, sort_keys=True)
         (tmp / MANIFEST).write_text(text + "\n")
         os.chmod(tmp, 0o755)
@@ -289,19 +315,7 @@ def load_model(model_dir) -> ModelBundle:
     models = {}
     for chart in C.LABEL_CHARTS:
         file = man.files[chart]
-        text = _read_checked(model_dir, file)
-        problem = text_problem(text, len(names))
-        if problem:  # LightGBM's parser can abort the process on such a file
-            _fail(model_dir, f"model file {file.name} is damaged ({problem})")
-        try:
-            booster = lgb.Booster(model_str=text)
-        except Exception as e:  # LightGBMError, or a parse error surfacing as another type
-            _fail(model_dir, f"model file {file.name} is corrupt ({_one_line(e)})")
-        have = booster.feature_name()
-        if have != want:
-            what = _first_difference(have, want, ("in the file", "in the manifest"))
-            _fail(model_dir, f"model file {file.name} does not fit the manifest: its feature "
-                             f"names differ ({what})")
+        booster = _checked_booster(model_dir, file, want)
         info = man.estimators[chart]
         cls = ESTIMATOR_CLASSES.get(info.class_name)
         if cls is None:
@@ -320,7 +334,59 @@ def load_model(model_dir) -> ModelBundle:
             models[chart] = cls.from_booster(booster, names, **params)
         except ValueError as e:
             _fail(model_dir, f"model file {file.name} does not fit the manifest ({e})")
+    stage2 = None if man.stage2 is None else _load_stage2(model_dir, man.stage2, names)
     return ModelBundle(model_dir=model_dir, manifest=man, feature_config=config,
                        feature_names=names, models=models, sic_mode=man.sic_mode,
                        smoothing=dict(man.smoothing), stride=man.stride,
-                       water_rule=man.water_rule, water_threshold=man.water_threshold)
+                       water_rule=man.water_rule, water_threshold=man.water_threshold,
+                       stage2=stage2)
+
+
+def _checked_booster(model_dir, file, want: list) -> lgb.Booster:
+    """One model file as a Booster: size, SHA-256 and structure checked before LightGBM parses
+    it, its feature names (LightGBM's spelling, ``want``) checked after."""
+    text = _read_checked(model_dir, file)
+    problem = text_problem(text, len(want))
+    if problem:  # LightGBM's parser can abort the process on such a file
+        _fail(model_dir, f"model file {file.name} is damaged ({problem})")
+    try:
+        booster = lgb.Booster(model_str=text)
+    except Exception as e:  # LightGBMError, or a parse error surfacing as another type
+        _fail(model_dir, f"model file {file.name} is corrupt ({_one_line(e)})")
+    have = booster.feature_name()
+    if have != want:
+        what = _first_difference(have, want, ("in the file", "in the manifest"))
+        _fail(model_dir, f"model file {file.name} does not fit the manifest: its feature "
+                         f"names differ ({what})")
+    return booster
+
+
+def _load_stage2(model_dir, st: Stage2Record, input_names) -> S2.Stage2Bundle:
+    """The second stage of a model folder, each file checked as the stage-1 ones are."""
+    names = list(st.feature_names)
+    current = S2.feature_names(st.spec, input_names)
+    if names != current:
+        _fail(model_dir, "its stage-2 features do not match what the current code makes of its "
+                         f"spec ({_first_difference(names, current)})")
+    if st.estimators is None or st.files is None:
+        _fail(model_dir, "its stage2 entry lists no model files")
+    want = lgb_feature_names(names)
+    models = {}
+    for chart, file in st.files.items():
+        booster = _checked_booster(model_dir, file, want)
+        info = st.estimators[chart]
+        cls = S2.STAGE2_CLASSES.get(info.class_name)
+        if cls is None or (chart == "SIC") != (cls is S2.Stage2Regressor):
+            _fail(model_dir, f"{chart} stage 2 was saved as {info.class_name}, which this code "
+                             f"does not use for {chart} (known: {sorted(S2.STAGE2_CLASSES)})")
+        params = {k: v for k, v in info.params.items() if k in cls().get_params() and k != "n_jobs"}
+        params["n_classes"] = C.N_CLASSES[chart]
+        for k in ("class_weight_clip", "base_features"):
+            if isinstance(params.get(k), list):
+                params[k] = tuple(params[k])
+        try:
+            models[chart] = cls.from_booster(booster, names, **params)
+        except ValueError as e:
+            _fail(model_dir, f"model file {file.name} does not fit the manifest ({e})")
+    return S2.Stage2Bundle(system=st.system, spec=dict(st.spec), feature_names=names,
+                           models=models, systems=dict(st.systems), selection=dict(st.selection))

@@ -34,7 +34,7 @@ from scipy import ndimage
 from featurize import featurize_at, featurize_blocks
 from scenes import contract as C
 
-from . import _kernels, smoothing
+from . import _kernels, smoothing, stage2
 
 #: Default lattice step in SAR pixels (12 x 80 m = 0.96 km, finer than the
 #: 2 km AMSR2 grid and far finer than the chart polygons).
@@ -390,7 +390,7 @@ def lattice_spread(values, valid_l) -> np.ndarray:
 
 
 def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=True,
-                  timings=None, confidence: bool = False) -> dict:
+                  timings=None, confidence: bool = False, system=None) -> dict:
     """SIC, SOD and FLOE maps of one scene.
 
     Parameters
@@ -412,6 +412,12 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     confidence : bool
         Also return the per-pixel confidence layers of
         :meth:`Renderer.confidence` (the maps are the same either way).
+    system : str, optional
+        Which system makes the maps (:data:`models.stage2.SYSTEMS`): default
+        the bundle's chosen one (``"stage1"`` for a folder without a second
+        stage). ``"stage1"`` is the per-pixel models with the smoothing
+        chosen for them, as before the second stage existed; the others need
+        the folder's second stage (for comparisons, e.g. ``benchmarks/bench_regions.py``).
 
     Returns
     -------
@@ -421,10 +427,18 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     """
     clock = time.perf_counter
     t0 = clock()
+    st2 = getattr(bundle, "stage2", None)
+    system = (st2.system if st2 is not None else "stage1") if system is None else system
+    if system != "stage1" and (st2 is None or system not in st2.systems):
+        have = list(st2.systems) if st2 is not None else ["stage1"]
+        raise ValueError(f"system {system!r} is not in model {bundle.model_dir} (it has {have}); "
+                         "train with the second stage to get the others")
+    settings = st2.systems[system] if system != "stage1" else None
+    chosen = bundle.smoothing if settings is None else settings["smoothing"]
+    specs = {c: (chosen.get(c) if smoothing else None) for c in C.LABEL_CHARTS}
+    need_comp = settings is not None or any(smoothing_spec_is_slic(s) for s in specs.values())
     shape = _sar_shape(ds)
     lattice = make_lattice(shape, bundle.stride if stride is None else stride)
-    specs = {c: (bundle.smoothing.get(c) if smoothing else None) for c in C.LABEL_CHARTS}
-    need_comp = any(smoothing_spec_is_slic(s) for s in specs.values())
     valid_out, valid_l, comp = scan_scene(ds, lattice, composite=need_comp)
     t1 = clock()
     models = bundle_models(bundle)
@@ -432,10 +446,24 @@ def predict_scene(ds, bundle, *, stride=None, block_rows: int = 256, smoothing=T
     lat = lattice_predict(ds, bundle.feature_config, models, lattice, valid_l,
                           block_rows=block_rows, timings=phases)
     t2 = clock()
+    sic_mode, rule, threshold = bundle.sic_mode, bundle.water_rule, bundle.water_threshold
+    if settings is not None:
+        # the second stage: stage-2 outputs where the system has them, the region vote
+        cols = stage2.input_columns(st2.spec, bundle.feature_names)
+        inputs = (stage2.lattice_inputs(ds, bundle.feature_config, lattice, valid_l,
+                                        bundle.feature_names, cols) if cols else None)
+        lat = stage2.final_outputs(
+            lat, valid_l, comp, lattice.stride, spec=st2.spec,
+            models=st2.models if system.startswith("stage2") else {},
+            region_level=settings["region_level"] if smoothing else None, inputs=inputs)
+        sic_mode, rule, threshold = (settings["sic_mode"], settings["water_rule"],
+                                     settings["water_threshold"])
+        phases["stage2"] = clock() - t2
+        t2 = clock()
     r = Renderer(lat, lattice, valid_l, valid_out, composite=comp)
-    maps = r.maps(bundle.sic_mode, specs, bundle.water_rule, bundle.water_threshold)
+    maps = r.maps(sic_mode, specs, rule, threshold)
     if confidence:
-        maps.update(r.confidence(maps, bundle.sic_mode, specs))
+        maps.update(r.confidence(maps, sic_mode, specs))
     if timings is not None:
         timings.update(scan=t1 - t0, render=clock() - t2, lattice_points=int(valid_l.sum()),
                        **phases)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from featurize import FeatureConfig, featurize_at, feature_names as names_of
 from scenes import contract as C
-from scenes.reader import in_memory, open_scene, scene_key, valid_mask
+from scenes.reader import load_scene, scene_key, valid_mask
 
 
 @dataclass
@@ -142,6 +142,16 @@ def draw_uniform(pool, n_max: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int64, copy=False), np.full(n, n_pool / n)
 
 
+def labels_at(ds, rows, cols, out_rows, out_cols) -> tuple[dict, dict]:
+    """Each chart's labels at points ``(rows, cols)`` and on the grid ``out_rows x out_cols``."""
+    at, grid = {}, {}
+    for chart in C.LABEL_CHARTS:
+        lab = np.asarray(ds[chart].values)
+        at[chart] = lab[rows, cols]
+        grid[chart] = lab[out_rows][:, out_cols]
+    return at, grid
+
+
 def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
     """Flat pixel indices drawn from one scene, and each row's population weight.
 
@@ -189,8 +199,8 @@ def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
 
 def _open(scene, check_values=True):
     if isinstance(scene, (str, Path)):
-        # read once, then draw and featurize from memory
-        return in_memory(open_scene(scene, check_values=check_values)), scene_key(scene)
+        # read once (values checked on those arrays), then draw and featurize from memory
+        return load_scene(scene, check_values=check_values), scene_key(scene)
     key = str(scene.attrs.get("scene_id", "scene"))[: C.KEY_LENGTH]
     return scene, key
 

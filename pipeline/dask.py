@@ -266,8 +266,7 @@ class DaskTrainingSet:
         n_max = pixels_per_scene(n_pixels, len(scenes))
         done = runner.submit(sample_scene, scenes, task="sample", desc="sampling scenes",
                              cache_config=sampling_cache_config(config, seed, n_max),
-                             kwargs=dict(n_max=n_max, seed=seed, config=config,
-                                         check_values=False))
+                             kwargs=dict(n_max=n_max, seed=seed, config=config))
         if not done:
             raise ValueError("every training scene was skipped as bad input; nothing to train on")
         keys = [p.name[: C.KEY_LENGTH] for p, _ in done]

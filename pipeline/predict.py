@@ -26,7 +26,7 @@ from models.persistence import load_model
 from models.predict import make_lattice, predict_scene
 from scenes import contract as C
 from scenes.outputs import Input, Output, check_outputs
-from scenes.reader import in_memory, list_scenes, open_scene, remove_stale_tmp, scene_key
+from scenes.reader import list_scenes, load_scene, open_scene, remove_stale_tmp, scene_key
 
 from .cache import hash_files
 from .runner import SceneRunner, ensure_writable
@@ -54,8 +54,8 @@ def predict_path(path, bundle, stride=None, smoothing=True, confidence=False) ->
     t0 = time.perf_counter()
     bundle = load_model(bundle) if isinstance(bundle, (str, Path)) else bundle
     bundle = _with_threads(bundle, numba.get_num_threads())
-    # the job checked every scene first; read once, then work from memory
-    ds = in_memory(open_scene(path, check_values=False))
+    # read once; its values are checked on the arrays the prediction uses
+    ds = load_scene(path)
     try:
         maps = predict_scene(ds, bundle, stride=stride, smoothing=smoothing,
                              confidence=confidence)

@@ -172,12 +172,16 @@ class SceneRunner:
 
     # -- checks ----------------------------------------------------------------------
     def preflight(self, paths, *, kind=None, config=None) -> list[Path]:
-        """The full contract checks of every scene (metadata, values, labels, and size
-        against ``config``), before any heavy work.
+        """The metadata checks of every scene (files, variables, dims, dtypes, the 2 km
+        grid, size against ``config``), before any heavy work.
 
         Returns the scenes that passed; a failing one raises its
-        :class:`SceneError`, or is skipped with ``skip_bad``. The tasks then
-        open scenes without scanning their values again. Also checks that the
+        :class:`SceneError`, or is skipped with ``skip_bad``. Values (label
+        classes, NaN, impossible z-scores, no valid pixel) are checked by each
+        task on the arrays it reads (:func:`scenes.reader.load_scene`): a
+        real scene is decompressed once, not once to check and again to work.
+        A scene whose values fail stops the job (or is skipped) before it is
+        worked on; finished scenes stay in the cache. Also checks that the
         cache folder can be written.
         """
         good = []
@@ -185,7 +189,8 @@ class SceneRunner:
         for p in tqdm(paths, desc="checking scenes", unit="scene", disable=not self.progress,
                       leave=False):
             try:
-                ds = open_scene(p, kind=kind)
+                # metadata only: values are checked on the arrays each task reads (once)
+                ds = open_scene(p, kind=kind, check_values=False)
                 try:
                     if config is not None:
                         check_scene_fits(p, tuple(ds.sizes[d] for d in C.SAR_DIMS), config)

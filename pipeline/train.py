@@ -15,6 +15,15 @@ maps and the smoothing of each chart are chosen by the challenge metric
 :func:`models.persistence.save_model`; the manifest keeps the validation
 scores of every alternative, with and without smoothing.
 
+Then the second stage (:mod:`pipeline.stage2`): stage 1 is cross-fitted
+over groups of training scenes, a stage-2 model per chart learns from the
+honest stage-1 outputs aggregated over a region hierarchy and boxes, and
+today's system, a last region vote, stage 2 and stage 2 with a vote are
+compared on the cross-fitted training scenes and the validation scenes; a
+more complex system is chosen only if it wins in most paired bootstrap draws
+of those scenes. The manifest's ``stage2`` entry records it all; without
+it (``stage2=False``, or too few scenes) the folder is today's.
+
 A chart whose validation labels are empty or of one class cannot rank
 models (:func:`models.split.validation_problem`): its models are fitted
 without early stopping and its choices are the defaults (SIC mode
@@ -40,18 +49,20 @@ from evaluation import metrics
 from featurize import FeatureConfig, featurize_at, feature_names
 from models import smoothing as sm
 from models.estimator import check_device, estimator_settings, make_estimators, resolve_n_jobs
-from models.manifest import Manifest, SkippedScene, TrainingRecord
+from models.manifest import Manifest, SkippedScene, Stage2Record, TrainingRecord
 from models.persistence import save_model
 from models.predict import (DEFAULT_STRIDE, SIC_MODES, WATER_THRESHOLDS, Renderer, empty_outputs,
                             make_lattice, predict_points, scan_scene, sic_model_key)
-from models.sampling import concat_samples, pixels_per_scene, sample_scene, sampling_cache_config
+from models.sampling import (concat_samples, labels_at, pixels_per_scene, sample_scene,
+                             sampling_cache_config)
 from models.split import (LABEL_STEP, check_val_fraction, scene_label_counts, split_scenes,
                           validation_problem)
 from scenes import contract as C
 from scenes.outputs import Input, Output, check_outputs
-from scenes.reader import in_memory, list_scenes, open_scene, scene_key
+from scenes.reader import list_scenes, load_scene, open_scene, scene_key
 
 from .dask import DaskTrainingSet
+from .stage2 import train_stage2
 from .runner import SceneRunner, ensure_writable
 
 log = logging.getLogger(__name__)
@@ -128,7 +139,7 @@ def sample_scenes(runner, scenes, *, config, n_pixels: int, seed: int):
     parts = (part for _, part in runner.map(
         sample_scene, scenes, task="sample", desc="sampling scenes",
         cache_config=sampling_cache_config(config, seed, n_max),
-        kwargs=dict(n_max=n_max, seed=seed, config=config, check_values=False)))
+        kwargs=dict(n_max=n_max, seed=seed, config=config)))
     return concat_samples(parts, feature_names(config), n_max_rows=n_max * len(scenes))
 
 
@@ -141,8 +152,8 @@ def _eval_grid(shape):
 
 def _val_scene(path, config, stride):
     """Featurize one validation scene on the lattice; keep labels there and on the eval grid."""
-    # the job checked every scene first; read once, then work from memory
-    ds = in_memory(open_scene(path, check_values=False))
+    # read once; its values are checked on the arrays the features use
+    ds = load_scene(path)
     try:
         shape = tuple(int(n) for n in ds[C.SAR_VARS[0]].shape)
         lattice = make_lattice(shape, stride)
@@ -151,11 +162,7 @@ def _val_scene(path, config, stride):
                                               out_cols=out_cols)
         ii, jj = np.nonzero(valid_l)
         X = featurize_at(ds, config, lattice.rows[ii], lattice.cols[jj])
-        y_l, y_out = {}, {}
-        for chart in C.LABEL_CHARTS:
-            lab = np.asarray(ds[chart].values)
-            y_l[chart] = lab[lattice.rows[ii], lattice.cols[jj]]
-            y_out[chart] = lab[out_rows][:, out_cols]
+        y_l, y_out = labels_at(ds, lattice.rows[ii], lattice.cols[jj], out_rows, out_cols)
     finally:
         ds.close()
     return dict(key=scene_key(path), lattice=lattice, valid_l=valid_l, comp=comp, ii=ii, jj=jj,
@@ -310,7 +317,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
                  n_pixels="auto", val_fraction: float = 0.2, n_jobs: int = -1,
                  progress: bool = True, stride: int = DEFAULT_STRIDE, estimator_params=None,
                  n_val_pixels=None, smoothing_grid=None, sic_modes=SIC_MODES,
-                 overwrite: bool = False, runner=None, distributed: bool = False) -> Manifest:
+                 overwrite: bool = False, runner=None, distributed: bool = False,
+                 stage2: bool = True, stage2_spec=None) -> Manifest:
     """Train, validate, choose and save a model folder.
 
     Parameters
@@ -354,6 +362,12 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     distributed : bool
         Keep the samples on the runner's Dask cluster and train there with
         :mod:`lightgbm.dask` (see :class:`pipeline.dask.DaskTrainingSet`).
+    stage2 : bool
+        Train the second stage and choose the system (:mod:`pipeline.stage2`);
+        it needs validation scenes and at least ``pipeline.stage2.FOLDS``
+        training scenes, and is left out (with a warning) otherwise.
+    stage2_spec : dict, optional
+        Stage-2 feature spec (default :data:`models.stage2.DEFAULT_SPEC`).
 
     Returns
     -------
@@ -384,13 +398,17 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     if distributed and runner.client is None:
         raise ValueError("distributed training runs on a Dask cluster; pass a runner with a "
                          "client (--scheduler ADDRESS or --scheduler local:N)")
+    timings = {}
+    t0 = time.perf_counter()
     paths = runner.preflight(resolve_scenes(train_dir_or_paths), kind="train", config=config)
+    timings["checks_s"] = time.perf_counter() - t0
     counts = None
     # which scenes to hold out depends on their labels, and so does the "auto" sample size
     if (val_fraction and len(paths) > 1) or n_pixels is None:
         labelled = list(runner.map(scene_label_counts, paths, task="labels", desc="label counts",
                                    cache_config={"step": LABEL_STEP}))
         paths, counts = [p for p, _ in labelled], [c for _, c in labelled]
+    timings["label_counts_s"] = time.perf_counter() - t0 - timings["checks_s"]
     train_paths, val_paths = split_scenes(paths, val_fraction, seed, counts)
     if n_pixels is None:
         by_path = dict(zip(paths, counts))
@@ -401,7 +419,6 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     threads = resolve_n_jobs(n_jobs)
     params = {**estimator_settings(n_pixels, estimator_params),
               "random_state": int(seed), "n_jobs": threads, "device": device}
-    timings = {}
 
     t0 = time.perf_counter()
     if distributed:
@@ -483,8 +500,24 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         chosen = {c: dict(FALLBACK_SMOOTHING) for c in C.LABEL_CHARTS}
         scores = None
     models = {"SIC": fitted[sic_model_key(sic_mode)], "SOD": fitted["SOD"], "FLOE": fitted["FLOE"]}
-    timings["total_s"] = time.perf_counter() - t_start
     skipped = set(runner.skipped_names())
+    s2 = None
+    if stage2 and val:
+        t0 = time.perf_counter()
+        s2 = train_stage2(
+            runner, ts, {sic_model_key(sic_mode): models["SIC"], "SOD": models["SOD"],
+                         "FLOE": models["FLOE"]},
+            train_paths=[q for q in train_paths if q.name not in skipped],
+            val_paths=[q for q in val_paths if q.name not in skipped], config=config,
+            stride=stride, params=params, seed=seed,
+            stage1_settings=dict(sic_mode=sic_mode, water_rule=water_rule,
+                                 water_threshold=float(water_t), smoothing=chosen),
+            select=_select, grid=grid, fallbacks=fallbacks, eval_grid=_eval_grid,
+            spec=stage2_spec)
+        if s2 is not None:
+            timings.update(s2.timings)
+        timings["stage2_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
     manifest = Manifest(
         feature_names=tuple(feature_names(config)),
         feature_config=config.to_dict(),
@@ -513,5 +546,9 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             validation_fallbacks=fallbacks,
         ),
         validation=scores,
+        stage2=None if s2 is None else Stage2Record(
+            system=s2.system, spec=s2.spec, feature_names=tuple(s2.feature_names),
+            rounds=s2.rounds, systems=s2.systems, selection=s2.record),
     )
-    return save_model(out_dir, models=models, manifest=manifest, overwrite=overwrite)
+    return save_model(out_dir, models=models, manifest=manifest, overwrite=overwrite,
+                      stage2_models=None if s2 is None else s2.models)

@@ -266,6 +266,30 @@ def in_memory(ds: xr.Dataset, budget_bytes: int = MAX_LOAD_BYTES) -> xr.Dataset:
     return ds
 
 
+def load_scene(path, *, kind: str | None = None, check_values: bool = True) -> xr.Dataset:
+    """Open a scene, read it into memory and check its values there: one read per scene.
+
+    The metadata is checked as :func:`open_scene` does; then every variable is
+    decompressed once (:func:`in_memory`), whatever the file's chunking, and
+    the value checks (label classes, NaN, impossible z-scores, no valid
+    pixel) run on those arrays, which the caller then works from. A scene
+    over the memory budget stays lazy and is scanned in chunk-aligned bands.
+
+    Raises
+    ------
+    SceneError
+        As :func:`open_scene` with ``check_values=True``.
+    """
+    ds = in_memory(open_scene(path, kind=kind, check_values=False))
+    if check_values:
+        try:
+            _check_values(ds, Path(path), ds.attrs["scene_kind"])
+        except Exception:
+            ds.close()
+            raise
+    return ds
+
+
 def _check_values(ds: xr.Dataset, path, kind: str) -> None:
     n_rows = ds.sizes[C.SAR_DIMS[0]]
     if kind in ("train", "reference"):

@@ -121,3 +121,26 @@ def test_cli_check_ok(synth_dir):
     r = _cli("check", synth_dir / "train")
     assert r.returncode == 0, r.stderr
     assert "3 file(s): 3 ok, 0 bad, 0 ignored" in r.stdout
+
+
+def test_load_scene_reads_once_and_checks_values_there(train_ds, tmp_path, monkeypatch):
+    """Values are checked on the arrays the work uses: the file is decompressed once."""
+    from scenes import reader
+
+    path = _write(train_ds, tmp_path)
+    ds = reader.load_scene(path)
+    for var in C.TRAIN_VARS:  # in memory, equal to the file
+        assert isinstance(ds[var].variable._data, np.ndarray)
+        xr.testing.assert_identical(ds[var], train_ds[var])
+    # the value checks run on the in-memory arrays, not on the file again
+    calls = []
+    check = reader._check_values
+    monkeypatch.setattr(reader, "_check_values", lambda d, p, k: (
+        calls.append(all(isinstance(d[v].variable._data, np.ndarray) for v in C.TRAIN_VARS)),
+        check(d, p, k)))
+    reader.load_scene(path).close()
+    assert calls == [True]
+    bad = train_ds.copy(deep=True)
+    bad[C.SAR_VARS[1]].values[2, 3] = np.nan
+    with pytest.raises(SceneError, match=f"{C.SAR_VARS[1]}.*NaN"):
+        reader.load_scene(_write(bad, tmp_path, f"{KEY[:-3]}dmi_prep.nc"))

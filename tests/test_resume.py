@@ -177,9 +177,10 @@ def test_train_killed_in_second_scene_resumes_to_identical_model(data, tmp_path,
     train_models(data / "train", tmp_path / "m", runner=runner, **kw)
     assert resumed.calls == 2  # 3 training scenes, the first from the cache
     assert _model_files(tmp_path / "m") == _model_files(tmp_path / "ref")
-    # a full rerun reuses every scene's label counts and its sample or validation features
+    # a full rerun reuses every scene's label counts, its sample or validation features
+    # and its stage-2 lattice features
     runner = SceneRunner(cache_dir=cache)
     train_models(data / "train", tmp_path / "m2", runner=runner, **kw)
     keys = [scene_key(p) for p in list_scenes(data / "train")]
-    assert resumed.calls == 2 and sorted(runner.reused) == sorted(keys * 2)
+    assert resumed.calls == 2 and sorted(runner.reused) == sorted(keys * 3)
     assert _model_files(tmp_path / "m2") == _model_files(tmp_path / "ref")
