@@ -4,7 +4,8 @@ An ice chart gives one egg code per polygon. Replacing every pixel of a
 system's maps by the vote (SOD, FLOE: the most frequent predicted class) or
 the mean (SIC: the mean predicted class, rounded) of its predictions inside
 the TRUE chart polygon shows what region-level decisions could gain with
-perfect regions: an upper bound of any region vote of the same predictions.
+perfect regions. Not a strict bound of every region vote: a majority of wrong
+predictions inside a true polygon can score below the maps themselves.
 The polygons are the connected areas (4-neighbours) of equal (SIC, SOD,
 FLOE) in the reference; areas masked in all three charts take no part.
 """
