@@ -243,7 +243,8 @@ class Renderer:
     """Class maps at chosen output pixels from one scene's lattice outputs.
 
     Holds what several smoothing settings share (interpolation weights,
-    superpixels), so that validation can try many cheaply.
+    superpixels, the last smoothing of each array), so that validation can
+    try many cheaply. ``lat`` must not change while the Renderer is used.
     """
 
     def __init__(self, lat: dict, lattice: Lattice, valid_l, valid_out, out_rows=None,
@@ -259,9 +260,18 @@ class Renderer:
         self.ci, self.ca = axis_weights(lattice.cols, out_cols)
         self.composite = composite
         self._segments = {}
+        # the last smoothing of each lattice array (``lat`` must not change afterwards):
+        # validation tries every water rule with the same smoothing, and the rules differ
+        # only in the gate applied after it
+        self._smoothed = {}
 
-    def _smooth(self, a, spec):
+    def _smooth(self, a, spec, key=None):
         spec = smoothing.check_spec(spec)
+        label = smoothing.spec_label(spec)
+        if spec["method"] == "none":
+            key = None  # nothing worth keeping
+        if key is not None and key in self._smoothed and self._smoothed[key][0] == label:
+            return self._smoothed[key][1]
         segments = None
         if spec["method"] == "slic":
             size = spec["segment_px"]
@@ -274,7 +284,10 @@ class Renderer:
             segments = self._segments[size]
         a = smoothing.smooth(a, self.valid_l, spec, stride=self.lattice.stride,
                              segments=segments)
-        return smoothing.fill_invalid(a, self.valid_l)
+        a = smoothing.fill_invalid(a, self.valid_l)
+        if key is not None:
+            self._smoothed[key] = (label, a)
+        return a
 
     def _argmax(self, P, kmin=0, gate=None):
         out = np.empty(self.valid_out.shape, np.uint8)
@@ -298,10 +311,11 @@ class Renderer:
         """
         vmax = C.N_CLASSES["SIC"] - 1
         if mode == "regression":
-            return self._round(self._smooth(self.lat["SIC_value"], spec), vmax, water_threshold)
+            return self._round(self._smooth(self.lat["SIC_value"], spec, "SIC_value"), vmax,
+                               water_threshold)
         if mode not in SIC_MODES:
             raise ValueError(f"SIC mode must be one of {SIC_MODES}, got {mode!r}")
-        P = self._smooth(self.lat["SIC_proba"], spec)
+        P = self._smooth(self.lat["SIC_proba"], spec, "SIC_proba")
         if mode == "argmax":
             return self._argmax(P)
         k = np.arange(P.shape[0], dtype=np.float32)[:, None, None]
@@ -311,7 +325,7 @@ class Renderer:
         """SOD or FLOE map: 0 where ``sic_map`` is 0, else the best ice class."""
         if sic_map.shape != self.valid_out.shape or sic_map.dtype != np.uint8:
             raise ValueError("sic_map must be the uint8 SIC map of the same output pixels")
-        P = self._smooth(self.lat[f"{chart}_proba"], spec)
+        P = self._smooth(self.lat[f"{chart}_proba"], spec, f"{chart}_proba")
         return self._argmax(P, kmin=1, gate=sic_map)
 
     def water_sic(self, sic_map, spec) -> np.ndarray:
@@ -322,7 +336,7 @@ class Renderer:
         least 1 elsewhere.
         """
         pw = 0.5 * (self.lat["SOD_proba"][0] + self.lat["FLOE_proba"][0])
-        water = self._round(self._smooth(pw, spec), 1) == 1
+        water = self._round(self._smooth(pw, spec, "water"), 1) == 1
         out = np.maximum(sic_map, 1)
         out[water | ~self.valid_out] = 0
         return out

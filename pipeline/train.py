@@ -255,30 +255,43 @@ def _select(renderers, grid, sic_modes, fallback=()):
     if "SIC" in fallback:
         candidates = [("sic", 0.5)]
 
+    def sic_map_of(r, rule, t, spec, m):
+        sic = r.sic(m, spec, t)
+        return r.water_sic(sic, spec) if rule == "classifiers" else sic
+
     def sic_maps_of(rule, t, spec, m):
-        maps = [r.sic(m, spec, t) for r, _ in renderers]
-        if rule == "classifiers":
-            maps = [r.water_sic(x, spec) for x, (r, _) in zip(maps, renderers)]
-        return maps
+        return [sic_map_of(r, rule, t, spec, m) for r, _ in renderers]
 
     def ranked(raw):  # charts that cannot rank models have no say
         return metrics.combine({c: v for c, v in raw.items() if c not in fallback})["combined"]
 
+    # One scene at a time, each SOD / FLOE smoothing once for all water rules (they differ
+    # only in the water gate after it; the Renderer keeps the last smoothing). Every
+    # accumulator still adds the scenes in scene order, so the scores are as before.
+    sic_acc = {c: metrics.ChartAccumulator("SIC") for c in candidates}
+    ice_acc = {(c, chart, j): metrics.ChartAccumulator(chart) for c in candidates
+               for chart in ("SOD", "FLOE") for j in range(len(grids[chart]))}
+    for r, v in renderers:
+        sic_maps = {c: sic_map_of(r, *c, sic_spec, mode) for c in candidates}
+        for c in candidates:
+            sic_acc[c].add(v["y_out"]["SIC"], sic_maps[c])
+        for chart in ("SOD", "FLOE"):
+            for j, spec in enumerate(grids[chart]):
+                for c in candidates:
+                    ice_acc[(c, chart, j)].add(v["y_out"][chart],
+                                               r.ice(chart, spec, sic_maps[c]))
     per_rule = {}
-    for rule, t in candidates:
-        sic_maps = sic_maps_of(rule, t, sic_spec, mode)
-        raw = {"SIC": _score("SIC", renderers, lambda i, r: sic_maps[i])}
+    for c in candidates:
+        raw = {"SIC": sic_acc[c].score()}
         chosen, ice_grid = {"SIC": sic_spec}, {}
         for chart in ("SOD", "FLOE"):
             g = grids[chart]
             names = [sm.spec_label(spec) for spec in g]
-            ice_grid[chart] = {
-                name: _score(chart, renderers, lambda i, r: r.ice(chart, spec, sic_maps[i]))
-                for spec, name in zip(g, names)}
+            ice_grid[chart] = {name: ice_acc[(c, chart, j)].score() for j, name in enumerate(names)}
             k = max(range(len(g)), key=lambda j: (ice_grid[chart][names[j]], -j))
             chosen[chart] = g[k]
             raw[chart] = ice_grid[chart][names[k]]
-        per_rule[(rule, t)] = (chosen, raw, ice_grid)
+        per_rule[c] = (chosen, raw, ice_grid)
     rule, threshold = max(candidates, key=lambda c: (ranked(per_rule[c][1]),
                                                      -candidates.index(c)))
     chosen, smoothed, ice_grid = per_rule[(rule, threshold)]
