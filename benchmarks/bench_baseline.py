@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +53,8 @@ from models.estimator import estimator_settings, make_estimators  # noqa: E402
 from scenes import contract as C  # noqa: E402
 from scenes.reader import list_scenes, open_scene  # noqa: E402
 from scenes.synth import write_synthetic_dataset  # noqa: E402
+
+from bench_models import _pin  # noqa: E402  (one way to pin to --cores)
 
 
 NAIVE = "naive (raw 24 inputs, per pixel)"
@@ -280,8 +281,7 @@ def benchmark_parser(description, *, seed, n_train, n_test, config=True):
 def parse_benchmark_args(ap, argv=None):
     """Parse, and pin this process to ``--cores`` cores so timings match a small machine."""
     args = ap.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    _pin(args.cores)
     return args
 
 

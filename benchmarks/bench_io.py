@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -39,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_models import _pin  # noqa: E402  (one way to pin to --cores)
+
 #: Layout name -> (chunk shape as a function of the scene shape or None, zlib level or None).
 LAYOUTS = {
     "contiguous": (None, None),
@@ -46,11 +47,6 @@ LAYOUTS = {
     "thirds": (lambda h, w: (-(-h // 3), -(-w // 3)), 4),
     "rows": (lambda h, w: (1, w), 4),
 }
-
-
-def _pin(cores):
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])
 
 
 def write_layouts(work: Path, shape, layouts) -> dict:

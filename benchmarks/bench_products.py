@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -27,14 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def _pin(cores):
-    if hasattr(os, "sched_setaffinity"):
-        cpus = sorted(os.sched_getaffinity(0))[:cores]
-        os.sched_setaffinity(0, cpus)
-        return len(cpus)
-    return None
+from bench_models import _pin  # noqa: E402  (one way to pin to --cores)
 
 
 def _prepare(work: Path, size, seed):
