@@ -137,17 +137,24 @@ REAL_TRAIN_SCENES = 512
 
 
 def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN_SCENES,
-                val_share: float = 0.2, stage2_scenes: int = 32) -> dict:
+                val_share: float = 0.2, stage2_scenes: int = 32,
+                sampling_per_scene_s: float | None = None) -> dict:
     """Seconds of each phase of a training on ``n_all`` scenes, from a measured run.
 
-    A phase that works scene by scene scales with the scenes it reads (all,
-    training or validation scenes); the fits and the cross-fit work on a fixed
-    number of sampled pixels and stay as measured. Stage 2 featurizes at most
-    ``stage2_scenes`` training scenes plus the validation scenes, and chooses
-    its system on those. Linear in scenes, so an upper bound for the sampling
-    (each scene gives fewer pixels when there are more scenes).
+    The split holds out ``val_share`` of the scenes, at most
+    :data:`models.split.MAX_VAL_SCENES`. A phase that works scene by scene
+    scales with the scenes it reads (all, training or validation scenes); the
+    fits and the cross-fit work on a fixed number of sampled pixels and stay
+    as measured. Stage 2 featurizes at most ``stage2_scenes`` training scenes
+    plus the validation scenes, and chooses its system on those. Sampling
+    takes ``sampling_per_scene_s`` per training scene when given (measured at
+    the pixels per scene of the big training); otherwise it scales the
+    measured run's sampling, an upper bound (each scene gives fewer pixels
+    when there are more scenes).
     """
-    big_val = round(n_all * val_share)
+    from models.split import MAX_VAL_SCENES
+
+    big_val = min(MAX_VAL_SCENES, round(n_all * val_share))
     big_train = n_all - big_val
     n = n_train + n_val
     s2_small = min(stage2_scenes, n_train) + n_val
@@ -157,10 +164,31 @@ def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN
              "fit_s": 1.0, "selection_s": big_val / max(n_val, 1),
              "stage2_cross_fit_s": 1.0, "stage2_features_s": s2_big / s2_small,
              "stage2_fit_s": s2_big / s2_small, "stage2_selection_s": s2_big / s2_small}
-    return {k: timings[k] * f for k, f in scale.items() if k in timings}
+    out = {k: timings[k] * f for k, f in scale.items() if k in timings}
+    if sampling_per_scene_s is not None:
+        out["sampling_s"] = sampling_per_scene_s * big_train
+    return out
+
+
+def sampling_at_scale(train_paths, cores, n_pixels, n_all=REAL_TRAIN_SCENES, val_share=0.2):
+    """Seconds per scene to sample ``train_paths`` at the pixels per scene of an ``n_all``-scene
+    training of ``n_pixels`` (the same scene runner as the train job, nothing cached)."""
+    from featurize import FeatureConfig
+    from models.sampling import pixels_per_scene
+    from models.split import MAX_VAL_SCENES
+    from pipeline import SceneRunner
+    from pipeline.train import sample_scenes
+
+    big_train = n_all - min(MAX_VAL_SCENES, round(n_all * val_share))
+    n_max = pixels_per_scene(n_pixels, big_train)
+    t = time.perf_counter()
+    sample_scenes(SceneRunner(n_jobs=cores, progress=False), train_paths, config=FeatureConfig(),
+                  n_pixels=n_max * len(train_paths), seed=0)
+    return (time.perf_counter() - t) / len(train_paths), n_max
 
 
 def bench_train(args):
+    from models.split import MAX_VAL_SCENES
     from pipeline import train_models
 
     cores = _pin(args.cores)
@@ -177,8 +205,14 @@ def bench_train(args):
           f"{len(tr.val_scenes)} validation), {tr.n_rows} rows drawn for "
           f"n_pixels={args.n_pixels}, {cores} cores: {total:.0f} s")
     print(f"  phases {tr.timings_s}")
-    big = extrapolate(tr.timings_s, len(tr.train_scenes), len(tr.val_scenes))
-    print(f"  extrapolated to {REAL_TRAIN_SCENES} scenes (20 % validation) on {cores} cores: "
+    per_scene, n_max = sampling_at_scale(
+        [p for p in scenes if p.name in set(tr.train_scenes)], cores, args.n_pixels)
+    print(f"  sampling at the {n_max} pixels per scene of a {REAL_TRAIN_SCENES}-scene training: "
+          f"{per_scene:.2f} s per scene ({cores} cores)")
+    big = extrapolate(tr.timings_s, len(tr.train_scenes), len(tr.val_scenes),
+                      sampling_per_scene_s=per_scene)
+    print(f"  extrapolated to {REAL_TRAIN_SCENES} scenes (20 % validation, at most "
+          f"{MAX_VAL_SCENES}) on {cores} cores: "
           f"{sum(big.values()) / 60:.1f} min ("
           + ", ".join(f"{k[:-2]} {v / 60:.1f}" for k, v in big.items()) + " min)")
     print(f"  rounds kept {tr.best_iterations}, SIC mode {man.sic_mode}, "

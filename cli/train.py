@@ -9,6 +9,7 @@ from pathlib import Path
 from featurize import FeatureConfig
 from models.manifest import Manifest
 from models.smoothing import spec_label
+from models.split import MAX_VAL_SCENES
 from pipeline import train_models
 from pipeline.convert import ready_scenes
 from pipeline.train import AUTO_PIXEL_SHARE, MAX_AUTO_PIXELS
@@ -33,7 +34,8 @@ def add_parser(sub, parents):
                         f"at most "
                         f"{MAX_AUTO_PIXELS})")
     p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of scenes held out for early stopping and choices (default 0.2)")
+                   help="share of scenes held out for early stopping and choices (default "
+                        f"0.2; at most {MAX_VAL_SCENES} scenes)")
     p.add_argument("--features", metavar="JSON", default=None,
                    help="feature configuration as JSON, changes from the default, e.g. "
                         "'{\"texture_windows\": [11], \"scene\": false}' (keys: "

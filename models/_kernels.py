@@ -118,3 +118,29 @@ def upsample_percent(V, ri, ra, ci, ca, valid, out):
             v = ((1 - a) * ((1 - b) * V[i0, j0] + b * V[i0, j1])
                  + a * ((1 - b) * V[i1, j0] + b * V[i1, j1]))
             out[y, x] = min(max(int(np.floor(v + 0.5)), 0), 100)
+
+
+# --- training draws (models.sampling) ----------------------------------------------
+@njit(cache=True)
+def class_counts(labels, valid, counts):
+    """Count the valid pixels of each class ``< counts.size`` into ``counts`` (zeroed)."""
+    n_classes = counts.size
+    for i in range(labels.size):
+        if valid[i] and labels[i] < n_classes:
+            counts[labels[i]] += 1
+
+
+@njit(cache=True)
+def class_pools(labels, valid, starts, out):
+    """Fill ``out`` with the flat indices of the valid pixels, grouped by class.
+
+    Class ``k``'s pixels land in ``out[starts[k]:starts[k + 1]]`` in ascending
+    order (a stable counting sort); ``starts`` are the cumulative class counts.
+    """
+    n_classes = starts.size - 1
+    pos = starts[:n_classes].copy()
+    for i in range(labels.size):
+        if valid[i] and labels[i] < n_classes:
+            c = labels[i]
+            out[pos[c]] = i
+            pos[c] += 1

@@ -33,6 +33,8 @@ from featurize import FeatureConfig, featurize_at, feature_names as names_of
 from scenes import contract as C
 from scenes.reader import load_scene, scene_key, valid_mask
 
+from . import _kernels as _k
+
 
 @dataclass
 class TrainingSet:
@@ -171,30 +173,41 @@ def draw_scene(valid, labels: dict, n_max: int, rng) -> tuple[np.ndarray, dict]:
     weight : dict chart -> float32 (n,)
     """
     charts = [c for c in C.LABEL_CHARTS if c in labels]
-    valid = np.asarray(valid, dtype=bool).ravel()
-    codes, counts = {}, {}
+    valid = np.ascontiguousarray(valid, dtype=bool).ravel()
+    flat = {c: np.ascontiguousarray(labels[c], dtype=np.uint8).ravel() for c in charts}
+    counts = {}
     for chart in charts:
-        lab = np.asarray(labels[chart]).ravel()
-        code = np.where(valid, lab, C.MASK_VALUE).astype(np.uint8)
-        codes[chart] = code
-        counts[chart] = np.bincount(code, minlength=256)[: C.N_CLASSES[chart]]
+        counts[chart] = np.zeros(C.N_CLASSES[chart], np.int64)
+        _k.class_counts(flat[chart], valid, counts[chart])
     budgets = [n_max // len(charts) + (i < n_max % len(charts)) for i in range(len(charts))]
     picks = []
+    # one buffer for every chart's pools; int32 halves it (a scene has < 2**31 pixels)
+    buffer = np.empty(max(int(c.sum()) for c in counts.values()) if charts else 0,
+                      np.int32 if valid.size < 2 ** 31 else np.int64)
     for chart, budget in zip(charts, budgets):
         alloc = sqrt_allocation(counts[chart], budget)
+        if not alloc.any():
+            continue
+        # every class's pixels in one pass (a stable counting sort), not one scan per class
+        starts = np.concatenate([[0], np.cumsum(counts[chart])])
+        pools = buffer[:starts[-1]]
+        _k.class_pools(flat[chart], valid, starts, pools)
         for k in np.flatnonzero(alloc):
-            pool = np.flatnonzero(codes[chart] == k)
+            pool = pools[starts[k]:starts[k + 1]]
             picks.append(rng.choice(pool, size=int(alloc[k]), replace=False, shuffle=False))
-    idx = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+    del buffer
+    idx = (np.unique(np.concatenate(picks)).astype(np.int64) if picks
+           else np.zeros(0, np.int64))
     weight = {}
     for chart in charts:
-        y = codes[chart][idx]
+        # every drawn pixel is valid, so its label is its class (or the mask)
+        y = flat[chart][idx]
         drawn = np.bincount(y, minlength=256)[: C.N_CLASSES[chart]]
         per_class = np.zeros(256, np.float64)
         k = np.flatnonzero(drawn)
         per_class[k] = counts[chart][k] / drawn[k]
         weight[chart] = per_class[y].astype(np.float32)
-    return idx.astype(np.int64), weight
+    return idx, weight
 
 
 def _open(scene, check_values=True):

@@ -37,6 +37,12 @@ N_DRAWS = 200
 MIN_TRAIN_SHARE = 0.5
 #: Labels are counted on every LABEL_STEP-th row and column (polygons are large).
 LABEL_STEP = 4
+#: Validation scenes at most. The choices rest on scene-to-scene variety, which two
+#: dozen real scenes of ~26 M pixels show (the challenge's test set had 20); every
+#: validation scene costs the train job its features, the choices and stage 2 (at
+#: 102 scenes, a fifth of the real dataset, ~40 of 95 minutes on 2 cores), and the
+#: scenes above the cap train the models instead.
+MAX_VAL_SCENES = 24
 
 
 def scene_label_counts(path, step: int = LABEL_STEP) -> dict:
@@ -105,8 +111,9 @@ def _badness(counts, val_mask):
     return lost, single, distance
 
 
-def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: int = N_DRAWS):
-    """Hold out ``round(val_fraction * n)`` (>= 1) scenes for validation.
+def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: int = N_DRAWS,
+                 max_val: int = MAX_VAL_SCENES):
+    """Hold out ``round(val_fraction * n)`` (>= 1, <= ``max_val``) scenes for validation.
 
     Parameters
     ----------
@@ -119,6 +126,8 @@ def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: in
         :func:`scene_label_counts` of each scene, in ``paths`` order. Given,
         the best of ``n_draws`` random splits is kept (see the module doc).
     n_draws : int
+    max_val : int
+        Most validation scenes (:data:`MAX_VAL_SCENES`); the rest train.
 
     Returns
     -------
@@ -132,7 +141,7 @@ def split_scenes(paths, val_fraction: float, seed: int, counts=None, n_draws: in
                          "validation scenes; pass at least 2 scenes or val_fraction=0")
     if counts is not None and len(counts) != len(paths):
         raise ValueError(f"{len(counts)} label counts for {len(paths)} scenes")
-    n_val = min(len(paths) - 1, max(1, int(round(val_fraction * len(paths)))))
+    n_val = min(len(paths) - 1, int(max_val), max(1, int(round(val_fraction * len(paths)))))
     if counts is not None:
         counts = {chart: np.stack([c[chart] for c in counts]).astype(np.float64)
                   for chart in C.CHART_WEIGHTS}

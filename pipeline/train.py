@@ -350,7 +350,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
         :data:`MAX_AUTO_PIXELS` (:func:`auto_pixels`).
     val_fraction : float
         Share of scenes held out (0: none; then no early stopping, SIC as
-        regression and the fallback smoothing).
+        regression and the fallback smoothing), at most
+        :data:`models.split.MAX_VAL_SCENES` scenes.
     n_jobs : int
         Parallel scenes and LightGBM threads (-1: all cores).
     progress : bool

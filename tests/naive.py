@@ -33,3 +33,34 @@ def glcm_naive(image, *, window, levels, distances=(1,), props=("contrast",)):
     out = glcm_naive_at(image, rows, cols, window=window, levels=levels,
                         distances=distances, props=props)
     return out.reshape(len(props), h, w)
+
+
+def draw_scene_naive(valid, labels, n_max, rng):
+    """:func:`models.sampling.draw_scene` with one scan of the scene per class."""
+    from models.sampling import sqrt_allocation
+    from scenes import contract as C
+
+    charts = [c for c in C.LABEL_CHARTS if c in labels]
+    valid = np.asarray(valid, dtype=bool).ravel()
+    codes, counts = {}, {}
+    for chart in charts:
+        code = np.where(valid, np.asarray(labels[chart]).ravel(), C.MASK_VALUE).astype(np.uint8)
+        codes[chart] = code
+        counts[chart] = np.bincount(code, minlength=256)[: C.N_CLASSES[chart]]
+    budgets = [n_max // len(charts) + (i < n_max % len(charts)) for i in range(len(charts))]
+    picks = []
+    for chart, budget in zip(charts, budgets):
+        alloc = sqrt_allocation(counts[chart], budget)
+        for k in np.flatnonzero(alloc):
+            pool = np.flatnonzero(codes[chart] == k)
+            picks.append(rng.choice(pool, size=int(alloc[k]), replace=False, shuffle=False))
+    idx = np.unique(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+    weight = {}
+    for chart in charts:
+        y = codes[chart][idx]
+        drawn = np.bincount(y, minlength=256)[: C.N_CLASSES[chart]]
+        per_class = np.zeros(256, np.float64)
+        k = np.flatnonzero(drawn)
+        per_class[k] = counts[chart][k] / drawn[k]
+        weight[chart] = per_class[y].astype(np.float32)
+    return idx.astype(np.int64), weight

@@ -10,7 +10,7 @@ import featurize
 from featurize import FeatureConfig, feature_groups, feature_names, featurize_at, \
     featurize_blocks
 from featurize import groups, radiometer
-from featurize.context import box_stats_rows
+from featurize.context import box_stats_at, box_stats_rows
 from featurize.groups import FeatureGroup, scene_features
 from scenes.contract import GRID2KM_VARS, to_physical
 from scenes.reader import valid_mask
@@ -259,6 +259,30 @@ def test_box_stats_do_not_depend_on_fill_values():
     db2 = np.where(valid, db, 1e6)  # garbage at fill pixels
     b = box_stats_rows([db2], [-14.5], valid, (5, 11), row0=0, row1=40)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("row_off", [0, 7])
+def test_box_stats_at_points_direct_sums_equal_integral_images(row_off):
+    rng = np.random.default_rng(5)
+    h, w, h_img = 60, 45, 80  # rows row_off : row_off + 60 of an 80-row image
+    bands = [rng.normal(-15, 3, (h, w)).astype(np.float32) for _ in range(2)]
+    bands[1][rng.random((h, w)) < 0.05] = np.nan  # a NaN in a valid pixel sums as 0
+    valid = rng.random((h, w)) > 0.3
+    valid[:, :9] = False  # a swath border: boxes with no valid pixel give NaN
+    r = 11 // 2  # the halo the largest box needs, except at the image's first row
+    rows = rng.integers(row_off + r if row_off else 0, row_off + h - r, 300)
+    cols = np.r_[rng.integers(0, w, 298), 0, w - 1]  # boxes clipped at both edges
+    args = ([bands[0], bands[1]], [-14.5, -20.0], valid, (3, 11), rows, cols)
+    kw = dict(row_off=row_off, h_img=h_img)
+    direct = box_stats_at(*args, method="direct", **kw)
+    integral = box_stats_at(*args, method="integral", **kw)
+    np.testing.assert_array_equal(direct, integral)
+    assert np.isnan(direct[0]).any() and np.isfinite(direct[0]).any()
+    # what "auto" picks for a few points (direct) gives the same as for many (integral)
+    np.testing.assert_array_equal(box_stats_at(*args[:4], rows[:3], cols[:3], **kw),
+                                  integral[:, :3])
+    with pytest.raises(ValueError, match="method"):
+        box_stats_at(*args, method="fast", **kw)
 
 
 def test_intensity_and_geometry_features(scene, full):

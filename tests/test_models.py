@@ -157,6 +157,24 @@ def test_draw_scene_weights_and_masks():
     assert (labels["SOD"].ravel()[idx] == 1).any()  # the 1 % class is drawn
 
 
+@pytest.mark.parametrize("n_max", [0, 7, 900, 10**6])
+def test_draw_scene_equals_the_naive_draw(n_max):
+    from naive import draw_scene_naive
+
+    rng = np.random.default_rng(3)
+    H, W = 50, 64
+    valid = rng.random((H, W)) > 0.2
+    labels = {"SIC": rng.integers(0, 11, (H, W)).astype(np.uint8),
+              "SOD": rng.choice([0, 3, 255], (H, W), p=[.5, .3, .2]).astype(np.uint8),
+              "FLOE": np.full((H, W), 255, np.uint8)}
+    idx, w = sampling.draw_scene(valid, labels, n_max, np.random.default_rng(4))
+    idx0, w0 = draw_scene_naive(valid, labels, n_max, np.random.default_rng(4))
+    assert idx.dtype == idx0.dtype == np.int64
+    np.testing.assert_array_equal(idx, idx0)
+    for chart in labels:
+        np.testing.assert_array_equal(w[chart], w0[chart])
+
+
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("models_synth")

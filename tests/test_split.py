@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from models.split import MIN_TRAIN_SHARE, scene_label_counts, split_scenes, validation_problem
+from models.split import (MAX_VAL_SCENES, MIN_TRAIN_SHARE, scene_label_counts, split_scenes,
+                          validation_problem)
 from scenes import contract as C
 from scenes.reader import list_scenes
 
@@ -42,6 +43,16 @@ def test_without_counts_a_seeded_random_split():
     order = np.random.default_rng(3).permutation(10)
     assert val == sorted(paths[i] for i in order[:2])
     assert split_scenes(paths, 0, seed=3) == (paths, [])
+
+
+def test_validation_scenes_are_capped_and_the_rest_train():
+    paths = [Path(f"2020{i // 28 + 1:02d}{i % 28 + 1:02d}T000000_dmi_prep.nc") for i in range(300)]
+    train, val = split_scenes(paths, 0.2, seed=1, counts=[MIXED] * 300)
+    assert len(val) == MAX_VAL_SCENES and len(train) == 300 - MAX_VAL_SCENES
+    assert sorted(train + val) == sorted(paths)
+    assert len(split_scenes(paths, 0.2, seed=1, max_val=5)[1]) == 5
+    # below the cap the share decides, as before
+    assert len(split_scenes(paths[:50], 0.2, seed=1)[1]) == 10
 
 
 @pytest.mark.parametrize("seed", range(5))
