@@ -144,3 +144,62 @@ def test_load_scene_reads_once_and_checks_values_there(train_ds, tmp_path, monke
     bad[C.SAR_VARS[1]].values[2, 3] = np.nan
     with pytest.raises(SceneError, match=f"{C.SAR_VARS[1]}.*NaN"):
         reader.load_scene(_write(bad, tmp_path, f"{KEY[:-3]}dmi_prep.nc"))
+
+
+@pytest.mark.parametrize("layout, threaded", [
+    (dict(chunks=(300, 290), compression="gzip", shuffle=True), True),   # edge chunks too
+    (dict(chunks=(300, 290), compression="gzip"), True),
+    (dict(chunks=(300, 290), compression="gzip", fletcher32=True), False),  # checksums: HDF5
+    (dict(chunks=(300, 290), compression="lzf"), False),
+    (dict(chunks=(300, 290)), False),                                    # no filter
+    (dict(chunks=(1, 650), compression="gzip"), True),                   # a row per chunk
+    (dict(), False),                                                     # contiguous
+])
+def test_threaded_chunk_reads_equal_hdf5(tmp_path, layout, threaded):
+    import h5py
+
+    from scenes.reader import read_chunks_threaded
+
+    x = np.random.default_rng(0).normal(size=(700, 650)).astype(np.float32)
+    x[::7] = 0.0
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("x", data=x, **layout)
+        f.create_dataset("big_endian", data=x.astype(">f4"), chunks=(300, 290),
+                         compression="gzip")
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        got = read_chunks_threaded(f["x"], 2)
+        assert (got is not None) == threaded
+        if threaded:
+            assert got.dtype == x.dtype and got.tobytes() == x.tobytes()
+        assert read_chunks_threaded(f["x"], 1) is None
+        assert read_chunks_threaded(f["big_endian"], 2) is None
+
+
+def test_load_scene_threaded_read_equals_the_file_and_damage_still_says_where(
+        train_ds, tmp_path, monkeypatch):
+    from scenes import reader
+
+    monkeypatch.setattr(reader, "READ_TASK_ELEMENTS", 4000)  # several tasks of chunks
+    monkeypatch.setattr(reader, "_threads", lambda: 2)
+    used = []
+    threaded = reader.read_chunks_threaded
+    monkeypatch.setattr(reader, "read_chunks_threaded",
+                        lambda d, n: used.append(threaded(d, n) is not None) or threaded(d, n))
+    enc = {v: {"chunksizes": (40, 50), "zlib": True, "complevel": 4, "shuffle": True}
+           for v in C.SAR_GRID_VARS}
+    path = tmp_path / f"{KEY}_prep.nc"
+    train_ds.to_netcdf(path, engine="h5netcdf", encoding=enc)
+    ds = reader.load_scene(path)
+    assert used.count(True) == len(C.SAR_GRID_VARS)  # the chunked ones; labels contiguous
+    for var in C.SAR_GRID_VARS:
+        assert ds[var].values.tobytes() == train_ds[var].values.tobytes()
+    ds.close()
+    # a damaged chunk: the threaded read gives up, the usual read names the file
+    import h5py
+    with h5py.File(path, "r") as f:
+        info = f[C.SAR_VARS[0]].id.get_chunk_info(0)
+    raw = bytearray(path.read_bytes())
+    raw[info.byte_offset + 2: info.byte_offset + 40] = b"\xff" * 38
+    path.write_bytes(bytes(raw))
+    with pytest.raises((SceneError, OSError)):
+        reader.load_scene(path)
