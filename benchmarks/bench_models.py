@@ -8,8 +8,11 @@ Usage::
     # train on --n-pixels from --n-scenes synthetic scenes of real size
     python benchmarks/bench_models.py train [--n-scenes 20] [--size real] [--work DIR]
                                             [--no-stage2]
+    # sampling per scene at the pixels per scene of a 512-scene training: the train
+    # job's joblib workers, then a Dask LocalCluster
+    python benchmarks/bench_models.py sample [--n-scenes 20] [--work DIR]
 
-Both pin themselves to ``--cores`` CPUs (default 2, the target laptop) and
+All pin themselves to ``--cores`` CPUs (default 2, the target laptop) and
 print their measured figures. ``predict`` without ``--model`` first trains a
 worst-case model on small scenes (early stopping off, so every model keeps
 all ``n_estimators`` rounds; SIC as the 11-class classifier); with
@@ -170,21 +173,46 @@ def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN
     return out
 
 
-def sampling_at_scale(train_paths, cores, n_pixels, n_all=REAL_TRAIN_SCENES, val_share=0.2):
+def sampling_at_scale(train_paths, cores, n_pixels, n_all=REAL_TRAIN_SCENES, val_share=0.2,
+                      dask=False):
     """Seconds per scene to sample ``train_paths`` at the pixels per scene of an ``n_all``-scene
-    training of ``n_pixels`` (the same scene runner as the train job, nothing cached)."""
+    training of ``n_pixels`` (the train job's scene runner, nothing cached); with ``dask``,
+    on a LocalCluster of ``cores`` one-thread workers, timed after each has sampled once."""
     from featurize import FeatureConfig
     from models.sampling import pixels_per_scene
     from models.split import MAX_VAL_SCENES
     from pipeline import SceneRunner
+    from pipeline.dask import DaskTrainingSet, dask_client
     from pipeline.train import sample_scenes
 
     big_train = n_all - min(MAX_VAL_SCENES, round(n_all * val_share))
     n_max = pixels_per_scene(n_pixels, big_train)
-    t = time.perf_counter()
-    sample_scenes(SceneRunner(n_jobs=cores, progress=False), train_paths, config=FeatureConfig(),
-                  n_pixels=n_max * len(train_paths), seed=0)
-    return (time.perf_counter() - t) / len(train_paths), n_max
+    kw = dict(config=FeatureConfig(), n_pixels=n_max * len(train_paths), seed=0)
+    if not dask:
+        t = time.perf_counter()
+        sample_scenes(SceneRunner(n_jobs=cores, progress=False), train_paths, **kw)
+        return (time.perf_counter() - t) / len(train_paths), n_max
+    with dask_client(f"local:{cores}") as client:
+        runner = SceneRunner(client=client, progress=False)
+        # imports and numba's cached kernels, once per worker, as a long job pays them once
+        DaskTrainingSet.sample(runner, train_paths[:cores], **dict(kw, seed=1))
+        t = time.perf_counter()
+        DaskTrainingSet.sample(runner, train_paths, **kw)
+        return (time.perf_counter() - t) / len(train_paths), n_max
+
+
+def bench_sample(args):
+    """Sampling per scene at the density of a 512-scene training, joblib workers and Dask."""
+    cores = _pin(args.cores)
+    size = "real" if args.size == ["real"] else tuple(int(s) for s in args.size)
+    scenes = _scenes(Path(args.work) / f"train_{args.size[0]}", n_train=args.n_scenes,
+                     n_test=0, size=size, seed=2024)
+    local, n_max = sampling_at_scale(scenes, cores, args.n_pixels)
+    print(f"sampling {len(scenes)} real-size scenes at the {n_max} pixels per scene of a "
+          f"{REAL_TRAIN_SCENES}-scene training, {cores} cores:")
+    print(f"  joblib workers (the train job): {local:.2f} s per scene")
+    on_dask, _ = sampling_at_scale(scenes, cores, args.n_pixels, dask=True)
+    print(f"  LocalCluster of {cores} one-thread workers (the Dask path): {on_dask:.2f} s per scene")
 
 
 def bench_train(args):
@@ -252,11 +280,15 @@ def main(argv=None):
     t.add_argument("--n-pixels", type=int, default=2_000_000)
     t.add_argument("--no-stage2", dest="stage2", action="store_false",
                    help="train without the second stage (as before it existed)")
-    for q in (p, t):
+    m = sub.add_parser("sample", help="sampling at dataset density, joblib and Dask")
+    m.add_argument("--n-scenes", type=int, default=20)
+    m.add_argument("--size", nargs="+", default=["real"], help="'real' or H W")
+    m.add_argument("--n-pixels", type=int, default=2_000_000)
+    for q in (p, t, m):
         q.add_argument("--work", default="bench_work", help="folder for scenes and models")
         q.add_argument("--cores", type=int, default=2)
     args = ap.parse_args(argv)
-    {"predict": bench_predict, "train": bench_train}[args.cmd](args)
+    {"predict": bench_predict, "train": bench_train, "sample": bench_sample}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -322,11 +322,21 @@ class Renderer:
         return self._round((P * k).sum(axis=0), vmax, water_threshold)
 
     def ice(self, chart: str, spec, sic_map) -> np.ndarray:
-        """SOD or FLOE map: 0 where ``sic_map`` is 0, else the best ice class."""
-        if sic_map.shape != self.valid_out.shape or sic_map.dtype != np.uint8:
+        """SOD or FLOE map: 0 where ``sic_map`` is 0, else the best ice class.
+
+        ``sic_map=None`` gives the best ice class everywhere (valid pixels);
+        :meth:`gate` then makes any SIC map's version of it.
+        """
+        if sic_map is not None and (sic_map.shape != self.valid_out.shape
+                                    or sic_map.dtype != np.uint8):
             raise ValueError("sic_map must be the uint8 SIC map of the same output pixels")
         P = self._smooth(self.lat[f"{chart}_proba"], spec, f"{chart}_proba")
         return self._argmax(P, kmin=1, gate=sic_map)
+
+    @staticmethod
+    def gate(ice_map, sic_map) -> np.ndarray:
+        """``ice(chart, spec, sic_map)`` from ``ice(chart, spec, None)``: 0 where SIC is 0."""
+        return np.where(sic_map == 0, np.uint8(0), ice_map)
 
     def water_sic(self, sic_map, spec) -> np.ndarray:
         """``sic_map`` under the ``"classifiers"`` water rule.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import warnings
 from contextlib import contextmanager
 
@@ -123,6 +124,8 @@ def limit_worker_threads() -> None:
     All the worker's threads with :data:`SCENE_RESOURCE` (one scene at a
     time), else one (the worker runs a scene per thread).
     """
+    if "distributed" not in sys.modules:
+        return  # not on a Dask worker (and importing distributed costs half a second)
     try:
         from distributed import get_worker
         state = get_worker().state

@@ -504,6 +504,13 @@ def test_water_rule_classifiers_keeps_maps_consistent():
         assert m[0, 0] == 0
     water = by_clf["SIC"] == 0
     assert np.all((by_clf["SOD"] == 0) == water) and np.all((by_clf["FLOE"] == 0) == water)
+    # one ungated map, gated by each SIC map, is each gated map (the choices rely on it)
+    for chart in ("SOD", "FLOE"):
+        ungated = r.ice(chart, {"method": "none"}, None)
+        assert ungated[0, 0] == 0 and np.all(ungated[valid] > 0)
+        for sic in (by_sic["SIC"], by_clf["SIC"]):
+            np.testing.assert_array_equal(Renderer.gate(ungated, sic),
+                                          r.ice(chart, {"method": "none"}, sic))
 
 
 def test_estimator_settings_size_leaves_to_the_sample():
