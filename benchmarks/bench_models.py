@@ -139,6 +139,15 @@ def bench_predict(args):
 REAL_TRAIN_SCENES = 512
 
 
+def big_split(n_all: int = REAL_TRAIN_SCENES, val_share: float = 0.2) -> tuple[int, int]:
+    """Training and validation scenes of an ``n_all``-scene training: ``val_share`` held out,
+    at most :data:`models.split.MAX_VAL_SCENES`."""
+    from models.split import MAX_VAL_SCENES
+
+    big_val = min(MAX_VAL_SCENES, round(n_all * val_share))
+    return n_all - big_val, big_val
+
+
 def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN_SCENES,
                 val_share: float = 0.2, stage2_scenes: int = 32,
                 sampling_per_scene_s: float | None = None) -> dict:
@@ -155,10 +164,7 @@ def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN
     measured run's sampling, an upper bound (each scene gives fewer pixels
     when there are more scenes).
     """
-    from models.split import MAX_VAL_SCENES
-
-    big_val = min(MAX_VAL_SCENES, round(n_all * val_share))
-    big_train = n_all - big_val
+    big_train, big_val = big_split(n_all, val_share)
     n = n_train + n_val
     s2_small = min(stage2_scenes, n_train) + n_val
     s2_big = min(stage2_scenes, big_train) + big_val
@@ -173,6 +179,13 @@ def extrapolate(timings: dict, n_train: int, n_val: int, n_all: int = REAL_TRAIN
     return out
 
 
+def _train_scenes(args):
+    """The ``--n-scenes`` synthetic training scenes of ``--size`` (written once under --work)."""
+    size = "real" if args.size == ["real"] else tuple(int(s) for s in args.size)
+    return _scenes(Path(args.work) / f"train_{args.size[0]}", n_train=args.n_scenes,
+                   n_test=0, size=size, seed=2024)
+
+
 def sampling_at_scale(train_paths, cores, n_pixels, n_all=REAL_TRAIN_SCENES, val_share=0.2,
                       dask=False):
     """Seconds per scene to sample ``train_paths`` at the pixels per scene of an ``n_all``-scene
@@ -180,13 +193,11 @@ def sampling_at_scale(train_paths, cores, n_pixels, n_all=REAL_TRAIN_SCENES, val
     on a LocalCluster of ``cores`` one-thread workers, timed after each has sampled once."""
     from featurize import FeatureConfig
     from models.sampling import pixels_per_scene
-    from models.split import MAX_VAL_SCENES
     from pipeline import SceneRunner
     from pipeline.dask import DaskTrainingSet, dask_client
     from pipeline.train import sample_scenes
 
-    big_train = n_all - min(MAX_VAL_SCENES, round(n_all * val_share))
-    n_max = pixels_per_scene(n_pixels, big_train)
+    n_max = pixels_per_scene(n_pixels, big_split(n_all, val_share)[0])
     kw = dict(config=FeatureConfig(), n_pixels=n_max * len(train_paths), seed=0)
     if not dask:
         t = time.perf_counter()
@@ -204,9 +215,7 @@ def sampling_at_scale(train_paths, cores, n_pixels, n_all=REAL_TRAIN_SCENES, val
 def bench_sample(args):
     """Sampling per scene at the density of a 512-scene training, joblib workers and Dask."""
     cores = _pin(args.cores)
-    size = "real" if args.size == ["real"] else tuple(int(s) for s in args.size)
-    scenes = _scenes(Path(args.work) / f"train_{args.size[0]}", n_train=args.n_scenes,
-                     n_test=0, size=size, seed=2024)
+    scenes = _train_scenes(args)
     local, n_max = sampling_at_scale(scenes, cores, args.n_pixels)
     print(f"sampling {len(scenes)} real-size scenes at the {n_max} pixels per scene of a "
           f"{REAL_TRAIN_SCENES}-scene training, {cores} cores:")
@@ -220,9 +229,7 @@ def bench_train(args):
     from pipeline import train_models
 
     cores = _pin(args.cores)
-    size = "real" if args.size == ["real"] else tuple(int(s) for s in args.size)
-    scenes = _scenes(Path(args.work) / f"train_{args.size[0]}", n_train=args.n_scenes,
-                     n_test=0, size=size, seed=2024)
+    scenes = _train_scenes(args)
     model = Path(args.work) / "bench_model"
     t = time.perf_counter()
     man = train_models(scenes, model, seed=0, n_pixels=args.n_pixels, n_jobs=cores,

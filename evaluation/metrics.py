@@ -27,13 +27,16 @@ _N_PRED = 256
 
 @njit(cache=True)
 def _confusion(true, pred, mask_value, cm):
-    """Count ``(true, pred)`` pairs into ``cm``, skipping ``mask_value``; returns the first
+    """Count ``(true, pred)`` pairs into ``cm``, skipping ``mask_value``; returns the largest
     reference class out of range (nothing counted then), or -1."""
     n_true = cm.shape[0]
+    bad = -1
     for i in range(true.size):
         t = true[i]
-        if t != mask_value and t >= n_true:
-            return np.int64(t)
+        if t != mask_value and t >= n_true and t > bad:
+            bad = t
+    if bad >= 0:
+        return np.int64(bad)
     for i in range(true.size):
         t = true[i]
         if t != mask_value:
@@ -67,6 +70,15 @@ class ChartAccumulator:
         pred = np.asarray(pred).ravel()
         if true.shape != pred.shape:
             raise ValueError(f"{self.chart}: reference has {true.size} pixels, prediction {pred.size}")
+        if (weight is None and true.dtype == np.uint8 and pred.dtype == np.uint8
+                and self.counts.dtype == np.int64):
+            # uint8 maps in one pass: the validation choices add thousands of them
+            cm = np.zeros_like(self.counts)
+            bad = _confusion(true, pred, C.MASK_VALUE, cm)
+            if bad >= 0:
+                raise ValueError(f"{self.chart}: reference class {bad} out of range")
+            self.counts += cm
+            return cm
         valid = true != C.MASK_VALUE
         t = true[valid].astype(np.int64)
         if t.size and t.max() >= C.N_CLASSES[self.chart]:
@@ -87,24 +99,6 @@ class ChartAccumulator:
                 self.counts = self.counts.astype(np.float64)
         cm = np.bincount(t * _N_PRED + p, weights=w,
                          minlength=self.counts.size).reshape(self.counts.shape)
-        self.counts += cm
-        return cm
-
-    def add_maps(self, true, pred) -> np.ndarray:
-        """:meth:`add` for uint8 maps without weights, in one pass (the choices add thousands).
-
-        The same counts as :meth:`add`, and the same error for a reference
-        class out of range.
-        """
-        true, pred = np.asarray(true), np.asarray(pred)
-        if true.dtype != np.uint8 or pred.dtype != np.uint8 or self.counts.dtype != np.int64:
-            return self.add(true, pred)
-        if true.shape != pred.shape:
-            raise ValueError(f"{self.chart}: reference has {true.size} pixels, prediction {pred.size}")
-        cm = np.zeros_like(self.counts)
-        bad = _confusion(true.ravel(), pred.ravel(), C.MASK_VALUE, cm)
-        if bad >= 0:
-            raise ValueError(f"{self.chart}: reference class {bad} out of range")
         self.counts += cm
         return cm
 

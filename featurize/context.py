@@ -247,12 +247,18 @@ def _check_halo(row0, row1, r, row_off, h, h_img):
                          f"{need0}:{need1}, but rows {row_off}:{row_off + h} were given")
 
 
-def _prepare(bands_db, centres, valid, scales):
+def _checked(bands_db, centres, scales):
+    """Centres (float64) and scales (int64) as the kernels take them, or ValueError."""
     scales = _check_scales(scales)
     if len(bands_db) != len(centres):
         raise ValueError("give one centre (dB) per band")
-    cnt, s1, s2 = integral_images(np.stack(bands_db), centres, valid)
-    return cnt, s1, s2, np.asarray(centres, np.float64), np.asarray(scales, np.int64)
+    return np.asarray(centres, np.float64), np.asarray(scales, np.int64)
+
+
+def _prepare(bands_db, centres, valid, scales):
+    c, sc = _checked(bands_db, centres, scales)
+    cnt, s1, s2 = integral_images(np.stack(bands_db), c, valid)
+    return cnt, s1, s2, c, sc
 
 
 def box_stats_rows(bands_db, centres, valid, scales, *, row0, row1, row_off=0, h_img=None,
@@ -309,14 +315,11 @@ def box_stats_at(bands_db, centres, valid, scales, rows, cols, *, row_off=0, h_i
     bits. ``"auto"`` sums directly when the boxes hold fewer pixels than
     :data:`DIRECT_SHARE` times the rows given (sparse training samples).
     """
-    scales = _check_scales(scales)
-    if len(bands_db) != len(centres):
-        raise ValueError("give one centre (dB) per band")
+    c, sc = _checked(bands_db, centres, scales)
     h, w = np.shape(valid)
     h_img = row_off + h if h_img is None else int(h_img)
     rows = np.asarray(rows, np.int64)
     cols = np.asarray(cols, np.int64)
-    sc = np.asarray(scales, np.int64)
     if rows.size:
         _check_halo(int(rows.min()), int(rows.max()) + 1, int(sc.max()) // 2, row_off, h, h_img)
         if cols.min() < 0 or cols.max() >= w:
@@ -326,15 +329,14 @@ def box_stats_at(bands_db, centres, valid, scales, rows, cols, *, row_off=0, h_i
     if method == "auto":
         boxes = rows.size * int((sc * sc).sum())
         method = "direct" if boxes < DIRECT_SHARE * h * w else "integral"
-    out = np.empty((n_stats(len(centres), sc), rows.size), np.float32)
+    out = np.empty((n_stats(len(c), sc), rows.size), np.float32)
     if method == "direct":
         x = np.ascontiguousarray(np.stack(bands_db), dtype=np.float32)
         if x.shape[1:] != (h, w):
             raise ValueError(f"bands must be (h, w) matching valid {(h, w)}, got {x.shape[1:]}")
-        _direct_points_kernel(x, np.ascontiguousarray(valid, dtype=np.bool_),
-                              np.asarray(centres, np.float64), sc, rows, cols,
-                              int(row_off), h_img, out)
+        _direct_points_kernel(x, np.ascontiguousarray(valid, dtype=np.bool_), c, sc, rows,
+                              cols, int(row_off), h_img, out)
         return out
-    cnt, s1, s2, c, sc = _prepare(bands_db, centres, valid, scales)
+    cnt, s1, s2 = integral_images(np.stack(bands_db), c, valid)
     _stats_points_kernel(cnt, s1, s2, c, sc, rows, cols, int(row_off), h_img, out)
     return out

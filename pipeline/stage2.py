@@ -347,7 +347,7 @@ def _confusions(scenes, lats, settings):
                      p["out_cols"], composite=p["comp"])
         maps = r.maps(settings["sic_mode"], settings["smoothing"], settings["water_rule"],
                       settings["water_threshold"])
-        out.append({c: metrics.ChartAccumulator(c).add_maps(p["y_out"][c], maps[c])
+        out.append({c: metrics.ChartAccumulator(c).add(p["y_out"][c], maps[c])
                     for c in C.LABEL_CHARTS})
     return out
 

@@ -221,7 +221,7 @@ def _score(chart, renderers, make):
     """Pooled challenge metric (unscaled) of ``make(i, renderer) -> map`` over the scenes."""
     acc = metrics.ChartAccumulator(chart)
     for i, (r, v) in enumerate(renderers):
-        acc.add_maps(v["y_out"][chart], make(i, r))
+        acc.add(v["y_out"][chart], make(i, r))
     return acc.score()
 
 
@@ -274,13 +274,13 @@ def _select(renderers, grid, sic_modes, fallback=()):
     for r, v in renderers:
         sic_maps = {c: sic_map_of(r, *c, sic_spec, mode) for c in candidates}
         for c in candidates:
-            sic_acc[c].add_maps(v["y_out"]["SIC"], sic_maps[c])
+            sic_acc[c].add(v["y_out"]["SIC"], sic_maps[c])
         for chart in ("SOD", "FLOE"):
             for j, spec in enumerate(grids[chart]):
                 ungated = r.ice(chart, spec, None)
                 for c in candidates:
-                    ice_acc[(c, chart, j)].add_maps(v["y_out"][chart],
-                                                    r.gate(ungated, sic_maps[c]))
+                    ice_acc[(c, chart, j)].add(v["y_out"][chart],
+                                               r.gate(ungated, sic_maps[c]))
     per_rule = {}
     for c in candidates:
         raw = {"SIC": sic_acc[c].score()}
