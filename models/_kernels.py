@@ -1,4 +1,4 @@
-"""Numba kernels of :mod:`models.predict`: bilinear upsampling fused with the class decision.
+"""Numba kernels of :mod:`models`: upsampling fused with the class decision, tree ensembles.
 
 Callers validate shapes and dtypes; these only compute. Fusing the
 interpolation with the argmax / rounding means no full-resolution
@@ -144,3 +144,70 @@ def class_pools(labels, valid, starts, out):
             c = labels[i]
             out[pos[c]] = i
             pos[c] += 1
+
+
+# --- tree ensembles (models.forest) --------------------------------------------------
+#: LightGBM's kZeroThreshold (a float32 constant): inputs this close to 0 count as 0.
+ZERO_THRESHOLD = float(np.float32(1e-35))
+
+
+@njit(parallel=True, cache=True)
+def forest_raw(X, n_out, feature, threshold, decision, left, right, leaf_value, node_start,
+               leaf_start, block_rows, out):
+    """``out[i, k]`` = sum of the leaf values tree ``t`` (``t % n_out == k``) gives row ``i``.
+
+    Follows LightGBM's numerical decision: an input within
+    :data:`ZERO_THRESHOLD` of 0 is 0; NaN is 0 unless the node's missing type
+    is NaN; a missing value (type Zero: 0, type NaN: NaN) goes to the node's
+    default side, anything else left when ``x <= threshold``. ``decision``
+    holds LightGBM's ``decision_type`` (bit 1 default left, bits 2-3 missing
+    type). Child indices ``< 0`` are leaves ``~child``; a tree with
+    ``node_start < 0`` is a single leaf. Trees are summed in order, in float64.
+    Rows run in blocks of ``block_rows``, tree by tree, so a block's features
+    and a tree's nodes stay in cache.
+    """
+    n, n_trees = X.shape[0], node_start.size
+    n_blocks = -(-n // block_rows)
+    for blk in prange(n_blocks):
+        a = blk * block_rows
+        b = min(n, a + block_rows)
+        for i in range(a, b):
+            for k in range(n_out):
+                out[i, k] = 0.0
+        for t in range(n_trees):
+            k = t % n_out
+            base = node_start[t]
+            if base < 0:
+                for i in range(a, b):
+                    out[i, k] += leaf_value[leaf_start[t]]
+                continue
+            for i in range(a, b):
+                node = 0
+                while node >= 0:
+                    j = base + node
+                    v = np.float64(X[i, feature[j]])
+                    missing = (decision[j] >> 2) & 3  # 0 none, 1 zero, 2 NaN
+                    if abs(v) <= ZERO_THRESHOLD or (np.isnan(v) and missing != 2):
+                        v = 0.0
+                    if (missing == 1 and v == 0.0) or (missing == 2 and np.isnan(v)):
+                        node = left[j] if decision[j] & 2 else right[j]
+                    elif v <= threshold[j]:
+                        node = left[j]
+                    else:
+                        node = right[j]
+                out[i, k] += leaf_value[leaf_start[t] + ~node]
+
+
+@njit(parallel=True, cache=True)
+def softmax_rows(raw):
+    """Softmax of each row of ``raw`` in place, the way LightGBM computes it."""
+    for i in prange(raw.shape[0]):
+        top = raw[i, 0]
+        for k in range(1, raw.shape[1]):
+            top = max(raw[i, k], top)
+        total = 0.0
+        for k in range(raw.shape[1]):
+            raw[i, k] = np.exp(raw[i, k] - top)
+            total += raw[i, k]
+        for k in range(raw.shape[1]):
+            raw[i, k] /= total

@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from scenes.contract import N_CLASSES
 
+from .forest import Forest
+
 DEVICES = ("cpu", "gpu")
 
 #: The one table of default LightGBM settings: the estimators' defaults and
@@ -460,8 +462,30 @@ class _LGBMBase(BaseEstimator):
         X = _as_X(X, self.n_features_in_)
         if X.shape[0] == 0:
             return None
+        forest = self._forest()
+        if forest is not None:
+            return forest.predict(X, resolve_n_jobs(self.n_jobs))
         return self.booster_.predict(X, num_iteration=self.best_iteration_,
                                      num_threads=resolve_n_jobs(self.n_jobs))
+
+    def _forest(self):
+        """The booster's trees up to ``best_iteration_`` as a :class:`~models.forest.Forest`.
+
+        Built on first use and kept while ``best_iteration_`` stays; None when
+        the model is not one it handles (LightGBM predicts then).
+        """
+        cached = self.__dict__.get("_forest_cache")
+        if cached is None or cached[0] is not self.booster_ or cached[1] != self.best_iteration_:
+            text = self.booster_.model_to_string(num_iteration=self.best_iteration_)
+            cached = self._forest_cache = (self.booster_, self.best_iteration_,
+                                           Forest.from_text(text))
+        return cached[2]
+
+    def __getstate__(self):
+        # the trees are rebuilt from the booster where they are needed
+        state = dict(super().__getstate__())  # a copy: it may be our own __dict__
+        state.pop("_forest_cache", None)
+        return state
 
     def save_model(self, path):
         """Write the booster (up to ``best_iteration_``) as LightGBM text."""
