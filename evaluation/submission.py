@@ -8,6 +8,7 @@ the full 80 m shape of the scene, zlib level 1 (the challenge's
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -228,8 +229,10 @@ def map_problems(f: h5netcdf.File, path, key: str, chart: str, shape, where=None
         Which map.
     shape : tuple
         The scene's full 80 m shape.
-    where : bool array of ``shape``, optional
+    where : bool array of ``shape``, or a callable returning one, optional
         Pixels whose class must be in range (valid SAR, or labelled reference).
+        A callable is only called when some pixel's value is out of range (a
+        map in range everywhere needs no mask: the scene is not read).
     scene_name : str
         The scene file (for messages).
 
@@ -253,8 +256,11 @@ def map_problems(f: h5netcdf.File, path, key: str, chart: str, shape, where=None
                         f"(full 80 m shape of {scene_name or key})")
         return problems
     if where is not None and var.dtype.kind in "iuf":
-        values = np.asarray(var[...])[where]
+        values = np.asarray(var[...])
         bad = (values < 0) | (values >= C.N_CLASSES[chart]) | (values != np.round(values))
+        if bad.any():
+            mask = where() if callable(where) else where
+            values, bad = values[mask], bad[mask]
         if values.size and bad.any():
             problems.append(f"{path}: {name}: value {values[bad][0].item()!r} is not a class "
                             f"0..{C.N_CLASSES[chart] - 1} at {int(bad.sum())} scored pixel(s)")
@@ -304,12 +310,14 @@ def validate_submission(path, scenes) -> list[str]:
                     raise SceneError(scene_path, C.SAR_VARS[0], "missing: not a test scene",
                                      "pass the test scenes (*_prep.nc) the submission is for")
                 shape = tuple(ds.sizes[d] for d in C.SAR_DIMS)
-                valid = valid_mask(ds)
+                valid = functools.cache(functools.partial(_scene_valid, ds, scene_path))
                 for chart in C.LABEL_CHARTS:
                     expected.add(variable_name(key, chart))
                     try:
                         problems += map_problems(f, path, key, chart, shape, valid,
                                                  scene_path.name)
+                    except SceneError:  # the scene, not the submission
+                        raise
                     except Exception as exc:  # h5py/h5netcdf raise many types for damaged files
                         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                         problems.append(f"{path}: {variable_name(key, chart)}: cannot be read "
@@ -319,6 +327,16 @@ def validate_submission(path, scenes) -> list[str]:
         for name in sorted(set(f.variables) - expected):
             problems.append(f"{path}: {name}: unknown scene or chart (not among {where})")
     return problems
+
+
+def _scene_valid(ds, path):
+    """Valid SAR pixels of a test scene; read only when a map has values out of range."""
+    try:
+        return valid_mask(ds)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SceneError(path, C.SAR_VARS[0], f"cannot be read ({reason[:200]})",
+                         "pass undamaged test scenes") from None
 
 
 def read_map(f: h5netcdf.File, key: str, chart: str):

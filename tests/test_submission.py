@@ -83,6 +83,30 @@ def test_broken_submission_rejected_with_right_messages(synth_dir, tmp_path):
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == len(problems)
 
 
+def test_scene_read_only_for_values_out_of_range(synth_dir, tmp_path, monkeypatch):
+    """Maps in range everywhere need no scene mask; out of range only counts at valid pixels."""
+    import evaluation.submission as S
+
+    maps = _reference_maps(synth_dir)
+    good = write_submission(tmp_path / "good.nc", maps)
+    reads = []
+    monkeypatch.setattr(S, "valid_mask", lambda ds: reads.append(1) or C.sar_valid(
+        ds[C.SAR_VARS[0]].values))
+    assert validate_submission(good, synth_dir / "test") == [] and reads == []
+    k0 = sorted(maps)[0]
+    test_scene = next((synth_dir / "test").glob(f"{k0}*"))
+    valid = next(iter_scenes(test_scene))[1]
+    valid = C.sar_valid(valid[C.SAR_VARS[0]].values)
+    assert (~valid).any()
+    arrays = {f"{k}_{c}": a.copy() for k, charts in maps.items() for c, a in charts.items()}
+    arrays[f"{k0}_SOD"][~valid] = 200  # out of range, but only where the scene has no data
+    arrays[f"{k0}_FLOE"][np.argwhere(valid)[0][0], np.argwhere(valid)[0][1]] = 200
+    out = _write_raw(tmp_path / "mixed.nc", arrays)
+    assert validate_submission(out, synth_dir / "test") == [
+        f"{out}: {k0}_FLOE: value 200 is not a class 0..6 at 1 scored pixel(s)"]
+    assert reads == [1]  # one read of the scene for its two maps
+
+
 def test_not_netcdf_and_failed_write_leave_nothing(synth_dir, tmp_path):
     bad = tmp_path / "x.nc"
     bad.write_text("hello")
