@@ -160,10 +160,11 @@ class Block:
     def read(self, ds, var):
         return _read_rows(ds, var, self.lo, self.hi)
 
-    def box_stats(self, bands_db, centres, valid, scales, r0, height, out):
+    def box_stats(self, bands_db, centres, valid, scales, r0, height, out, buffers):
         """Context statistics (:func:`featurize.context.box_stats_rows`) into ``out``."""
         context.box_stats_rows(bands_db, centres, valid, scales, row0=self.lo,
-                               row1=self.hi, row_off=r0, h_img=height, out=out)
+                               row1=self.hi, row_off=r0, h_img=height, out=out,
+                               buffers=buffers)
 
     def glcm(self, grey, t0, factor, **kwargs):
         """GLCM planes of texture-image rows ``t0:`` (``grey``) at the target pixels."""
@@ -194,9 +195,9 @@ class Points:
     def read(self, ds, var):
         return self.take(_read_rows(ds, var, self.lo, self.hi), self.lo)
 
-    def box_stats(self, bands_db, centres, valid, scales, r0, height, out):
+    def box_stats(self, bands_db, centres, valid, scales, r0, height, out, buffers):
         out[:] = context.box_stats_at(bands_db, centres, valid, scales, self.rows, self.cols,
-                                      row_off=r0, h_img=height)
+                                      row_off=r0, h_img=height, buffers=buffers)
 
     def glcm(self, grey, t0, factor, **kwargs):
         return texture.glcm_at(grey, self.rows // factor - t0, self.cols // factor, **kwargs)

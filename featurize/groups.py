@@ -159,16 +159,18 @@ class SarContext(FeatureGroup):
         return max(config.context_scales) // 2
 
     def prepare(self, ds, config):
-        """The fixed centre (dB) of each band's fixed-point sums: its global mean."""
+        """The fixed centre (dB) of each band's fixed-point sums (its global mean), and
+        memory for the integral images that every target of the scene reuses."""
         mean = {b: meanstd()[v]["mean"] for b, v in SAR_BANDS.items()}
         mean["hvmhh"] = mean["hv"] - mean["hh"]
-        return [mean[b] for b in context_bands(config)]
+        return [mean[b] for b in context_bands(config)], context.IntegralBuffers()
 
     def fill(self, ctx, target, out, state):
         bands = context_bands(ctx.config)
-        target.box_stats([ctx.rows_db[b] for b in bands], state, ctx.rows_valid,
+        centres, buffers = state
+        target.box_stats([ctx.rows_db[b] for b in bands], centres, ctx.rows_valid,
                          ctx.config.context_scales, ctx.r0, ctx.height,
-                         out.claim(len(self.names(ctx.config))))
+                         out.claim(len(self.names(ctx.config))), buffers)
 
 
 class SarTexture(FeatureGroup):

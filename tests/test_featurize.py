@@ -10,7 +10,7 @@ import featurize
 from featurize import FeatureConfig, feature_groups, feature_names, featurize_at, \
     featurize_blocks
 from featurize import groups, radiometer
-from featurize.context import box_stats_at, box_stats_rows
+from featurize.context import IntegralBuffers, box_stats_at, box_stats_rows, integral_images
 from featurize.groups import FeatureGroup, scene_features
 from scenes.contract import GRID2KM_VARS, to_physical
 from scenes.reader import valid_mask
@@ -283,6 +283,29 @@ def test_box_stats_at_points_direct_sums_equal_integral_images(row_off):
                                   integral[:, :3])
     with pytest.raises(ValueError, match="method"):
         box_stats_at(*args, method="fast", **kw)
+
+
+def test_integral_buffers_reused_across_blocks_give_fresh_results():
+    rng = np.random.default_rng(6)
+    buffers = IntegralBuffers()
+    # a tall block leaves its sums in the memory; shorter blocks and a narrower one follow
+    for h, w in ((50, 40), (31, 40), (50, 40), (12, 25)):
+        bands = rng.normal(-15, 3, (2, h, w)).astype(np.float32)
+        valid = rng.random((h, w)) > 0.3
+        fresh = integral_images(bands, [-14.5, -20.0], valid)
+        reused = integral_images(bands, [-14.5, -20.0], valid, buffers)
+        for a, b in zip(fresh, reused):
+            np.testing.assert_array_equal(a, b)
+            assert b.flags.c_contiguous
+        for b in reused:
+            b[...] = 12345  # what the next block finds in the memory
+        rows = rng.integers(0, h, 40)
+        cols = rng.integers(0, w, 40)
+        np.testing.assert_array_equal(
+            box_stats_at(list(bands), [-14.5, -20.0], valid, (3, 11), rows, cols,
+                         method="integral", buffers=buffers),
+            box_stats_at(list(bands), [-14.5, -20.0], valid, (3, 11), rows, cols,
+                         method="direct"))
 
 
 def test_intensity_and_geometry_features(scene, full):
