@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from . import contract as C
+from ._check_kernels import count_outside, value_counts
 
 log = logging.getLogger(__name__)
 
@@ -376,24 +377,27 @@ def _check_values(ds: xr.Dataset, path, kind: str) -> None:
     n_rows = ds.sizes[C.SAR_DIMS[0]]
     if kind in ("train", "reference"):
         for chart in C.LABEL_CHARTS:
-            counts = np.zeros(256, np.int64)
             for rows in _row_blocks(n_rows, ds[chart]):
-                counts += np.bincount(ds[chart][rows].values.ravel(), minlength=256)
-            bad = [c for c in np.flatnonzero(counts) if c >= C.N_CLASSES[chart] and c != C.MASK_VALUE]
-            if bad:
+                block = np.asarray(ds[chart][rows].values)
+                if count_outside(block, C.N_CLASSES[chart], C.MASK_VALUE) == 0:
+                    continue
+                counts = np.bincount(block.ravel(), minlength=256)
+                bad = [c for c in np.flatnonzero(counts)
+                       if c >= C.N_CLASSES[chart] and c != C.MASK_VALUE]
                 raise SceneError(path, chart, f"holds class {bad[0]} outside 0..{C.N_CLASSES[chart] - 1} "
                                  f"or {C.MASK_VALUE}", "labels must be class indices or 255 for masked")
     if kind in ("train", "test"):
         n_valid, n_far = 0, {}
         for var in C.SAR_GRID_VARS:
             for rows in _row_blocks(n_rows, ds[var]):
-                block = ds[var][rows].values
-                if not np.isfinite(block).all():
+                bad, far, kept = value_counts(np.asarray(ds[var][rows].values), MAX_ABS_ZSCORE,
+                                              C.SAR_FILL)
+                if bad:
                     raise SceneError(path, var, "holds NaN or infinite values",
                                      "invalid SAR-grid pixels must be exactly 0.0 (the contract's fill)")
-                n_far[var] = n_far.get(var, 0) + int(np.count_nonzero(np.abs(block) > MAX_ABS_ZSCORE))
+                n_far[var] = n_far.get(var, 0) + int(far)
                 if var == C.SAR_VARS[0]:
-                    n_valid += int(np.count_nonzero(C.sar_valid(block)))
+                    n_valid += int(kept)  # not the fill: contract.sar_valid
             if n_far.get(var):
                 _refuse_far(path, var, n_far[var])
         for var in C.GRID2KM_VARS:

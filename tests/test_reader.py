@@ -203,3 +203,24 @@ def test_load_scene_threaded_read_equals_the_file_and_damage_still_says_where(
     path.write_bytes(bytes(raw))
     with pytest.raises((SceneError, OSError)):
         reader.load_scene(path)
+
+
+def test_value_check_kernels_equal_numpy():
+    """The one-pass kernels of the value checks count as NumPy does."""
+    from scenes._check_kernels import count_outside, value_counts
+    from scenes.reader import MAX_ABS_ZSCORE
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(scale=40.0, size=(37, 53)).astype(np.float32)
+    a[::5, ::3] = C.SAR_FILL
+    a[1, 2], a[3, 4], a[6, 7], a[8, 9] = np.nan, np.inf, -np.inf, -250.0
+    for block in (a, a[:0], a[5:6], np.abs(a[:, :1]), a[10:]):
+        with np.errstate(invalid="ignore"):
+            want = (int((~np.isfinite(block)).sum()), int((np.abs(block) > MAX_ABS_ZSCORE).sum()),
+                    int((block != C.SAR_FILL).sum()))
+        assert tuple(int(n) for n in value_counts(block, MAX_ABS_ZSCORE, C.SAR_FILL)) == want
+    labels = rng.integers(0, 256, size=(41, 29)).astype(np.uint8)
+    for block in (labels, labels[:0], labels[:, 3:4], np.minimum(labels, 6), labels | 1):
+        for n in (1, 6, 11):
+            want = int(((block >= n) & (block != C.MASK_VALUE)).sum())
+            assert int(count_outside(block, n, C.MASK_VALUE)) == want
