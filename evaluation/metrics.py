@@ -26,21 +26,42 @@ _N_PRED = 256
 
 
 @njit(cache=True)
-def _confusion(true, pred, mask_value, cm):
+def _confusion(true, pred, gate, use_gate, mask_value, cm):
     """Count ``(true, pred)`` pairs into ``cm``, skipping ``mask_value``; returns the largest
-    reference class out of range (nothing counted then), or -1."""
+    reference class out of range (nothing counted then), or -1.
+
+    With ``use_gate``, ``pred`` counts as 0 where ``gate`` is 0. Maps come in runs of
+    one class: a run is counted at once, not pixel by pixel through the same cell
+    (each increment waiting for the last: twice the time).
+    """
     n_true = cm.shape[0]
     bad = -1
     for i in range(true.size):
         t = true[i]
         if t != mask_value and t >= n_true and t > bad:
             bad = t
-    if bad >= 0:
+    if bad >= 0 or true.size == 0:
         return np.int64(bad)
+    run_t = true[0]
+    run_p = pred[0]
+    if use_gate and gate[0] == 0:
+        run_p = 0
+    run = 0
     for i in range(true.size):
         t = true[i]
-        if t != mask_value:
-            cm[t, pred[i]] += 1
+        p = pred[i]
+        if use_gate and gate[i] == 0:
+            p = 0
+        if t == run_t and p == run_p:
+            run += 1
+        else:
+            if run_t != mask_value:
+                cm[run_t, run_p] += run
+            run_t = t
+            run_p = p
+            run = 1
+    if run_t != mask_value:
+        cm[run_t, run_p] += run
     return np.int64(-1)
 
 
@@ -59,26 +80,36 @@ class ChartAccumulator:
         self.chart = chart
         self.counts = np.zeros((C.N_CLASSES[chart], _N_PRED), np.int64)
 
-    def add(self, true, pred, weight=None) -> np.ndarray:
+    def add(self, true, pred, weight=None, *, gate=None) -> np.ndarray:
         """Add one scene's maps; return that scene's own confusion matrix.
 
         Pixels where ``true == 255`` are ignored; predictions may be any uint8.
         ``weight`` (optional, same shape, finite and >= 0) weighs each pixel;
-        the matrices are then float64 sums of weights.
+        the matrices are then float64 sums of weights. ``gate`` (optional,
+        same shape): ``pred`` counts as 0 where ``gate`` is 0, as
+        ``np.where(gate == 0, 0, pred)`` would make it (an ice map gated by a
+        SIC map's water), without making that map.
         """
         true = np.asarray(true).ravel()
         pred = np.asarray(pred).ravel()
         if true.shape != pred.shape:
             raise ValueError(f"{self.chart}: reference has {true.size} pixels, prediction {pred.size}")
+        if gate is not None:
+            gate = np.asarray(gate).ravel()
+            if gate.shape != true.shape:
+                raise ValueError(f"{self.chart}: reference has {true.size} pixels, gate {gate.size}")
         if (weight is None and true.dtype == np.uint8 and pred.dtype == np.uint8
-                and self.counts.dtype == np.int64):
+                and self.counts.dtype == np.int64 and (gate is None or gate.dtype == np.uint8)):
             # uint8 maps in one pass: the validation choices add thousands of them
             cm = np.zeros_like(self.counts)
-            bad = _confusion(true, pred, C.MASK_VALUE, cm)
+            bad = _confusion(true, pred, gate if gate is not None else true[:1], gate is not None,
+                             C.MASK_VALUE, cm)
             if bad >= 0:
                 raise ValueError(f"{self.chart}: reference class {bad} out of range")
             self.counts += cm
             return cm
+        if gate is not None:
+            pred = np.where(gate == 0, 0, pred)
         valid = true != C.MASK_VALUE
         t = true[valid].astype(np.int64)
         if t.size and t.max() >= C.N_CLASSES[self.chart]:

@@ -243,12 +243,15 @@ class Renderer:
     """Class maps at chosen output pixels from one scene's lattice outputs.
 
     Holds what several smoothing settings share (interpolation weights,
-    superpixels, the last smoothing of each array), so that validation can
-    try many cheaply. ``lat`` must not change while the Renderer is used.
+    superpixels, the nearest valid lattice point of each invalid one, the
+    last smoothing of each array), so that validation can try many cheaply.
+    ``lat`` must not change while the Renderer is used. ``shared`` (a dict,
+    optional) keeps the superpixels and nearest points for other Renderers of
+    the same scene, lattice and composite (other outputs of the same scene).
     """
 
     def __init__(self, lat: dict, lattice: Lattice, valid_l, valid_out, out_rows=None,
-                 out_cols=None, composite=None):
+                 out_cols=None, composite=None, shared: dict | None = None):
         H, W = lattice.shape
         self.lat = lat
         self.lattice = lattice
@@ -259,7 +262,8 @@ class Renderer:
         self.ri, self.ra = axis_weights(lattice.rows, out_rows)
         self.ci, self.ca = axis_weights(lattice.cols, out_cols)
         self.composite = composite
-        self._segments = {}
+        self._shared = {} if shared is None else shared
+        self._segments = self._shared.setdefault("segments", {})
         # the last smoothing of each lattice array (``lat`` must not change afterwards):
         # validation tries every water rule with the same smoothing, and the rules differ
         # only in the gate applied after it
@@ -284,7 +288,9 @@ class Renderer:
             segments = self._segments[size]
         a = smoothing.smooth(a, self.valid_l, spec, stride=self.lattice.stride,
                              segments=segments)
-        a = smoothing.fill_invalid(a, self.valid_l)
+        if "nearest" not in self._shared:
+            self._shared["nearest"] = smoothing.nearest_valid(self.valid_l)
+        a = smoothing.fill_invalid(a, self.valid_l, self._shared["nearest"])
         if key is not None:
             self._smoothed[key] = (label, a)
         return a

@@ -186,17 +186,32 @@ def smooth(a, valid, spec, *, stride: float = 1.0, composite=None, segments=None
     return segment_mean(a, segments, valid)
 
 
-def fill_invalid(a, valid):
+def nearest_valid(valid):
+    """Row and column indices (H, W) of each pixel's nearest valid pixel, for
+    :func:`fill_invalid` (None when every pixel or none is valid)."""
+    valid = np.asarray(valid, bool)
+    if valid.all() or not valid.any():
+        return None
+    _, (ii, jj) = ndimage.distance_transform_edt(~valid, return_indices=True)
+    return ii, jj
+
+
+def fill_invalid(a, valid, nearest=None):
     """Copy of ``a`` (H, W) or (K, H, W) with invalid pixels set to the nearest valid one.
 
     Used on the lattice before upsampling, so that valid SAR pixels near the
     swath edge never interpolate towards values predicted on fill.
+    ``nearest`` is :func:`nearest_valid` of ``valid`` when already known
+    (several maps of one scene share it).
     """
     x, single = _stack(a)
     valid = _check_valid(valid, x.shape[1:])
     out = np.array(x, dtype=np.float32, copy=True)
     if valid.all() or not valid.any():
         return out[0] if single else out
+    ii, jj = nearest_valid(valid) if nearest is None else nearest
+    out = out[:, ii, jj]
+    return out[0] if single else out
     _, (ii, jj) = ndimage.distance_transform_edt(~valid, return_indices=True)
     out = out[:, ii, jj]
     return out[0] if single else out

@@ -344,7 +344,7 @@ def _confusions(scenes, lats, settings):
     out = []
     for p, lat in zip(scenes, lats):
         r = Renderer(lat, p["lattice"], p["valid_l"], p["valid_out"], p["out_rows"],
-                     p["out_cols"], composite=p["comp"])
+                     p["out_cols"], composite=p["comp"], shared=p["render"])
         maps = r.maps(settings["sic_mode"], settings["smoothing"], settings["water_rule"],
                       settings["water_threshold"])
         out.append({c: metrics.ChartAccumulator(c).add(p["y_out"][c], maps[c])
@@ -393,7 +393,7 @@ def _best_level(scenes, lats, levels, settings, n_levels):
 def _tuned(scenes, lats, mode, select, grid, fallbacks):
     """Settings ``select`` chooses for ``lats`` on the selection scenes, and their confusions."""
     renderers = [(Renderer(lat, p["lattice"], p["valid_l"], p["valid_out"], p["out_rows"],
-                           p["out_cols"], composite=p["comp"]), p)
+                           p["out_cols"], composite=p["comp"], shared=p["render"]), p)
                  for p, lat in zip(scenes, lats)]
     sic_mode, rule, t, chosen, _ = select(renderers, grid, (mode,), fallbacks)
     settings = dict(sic_mode=sic_mode, water_rule=rule, water_threshold=float(t),
@@ -420,6 +420,8 @@ def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, 
     settings and the record of the choice.
     """
     none = {c: {"method": "none"} for c in C.LABEL_CHARTS}
+    for p in scenes:  # superpixels and nearest points, shared by each scene's Renderers
+        p.setdefault("render", {})
     n_levels = scenes[0]["levels"].shape[0]
     levels = [p["levels"] for p in scenes]
     cands = {}

@@ -278,9 +278,8 @@ def _select(renderers, grid, sic_modes, fallback=()):
         for chart in ("SOD", "FLOE"):
             for j, spec in enumerate(grids[chart]):
                 ungated = r.ice(chart, spec, None)
-                for c in candidates:
-                    ice_acc[(c, chart, j)].add(v["y_out"][chart],
-                                               r.gate(ungated, sic_maps[c]))
+                for c in candidates:  # as r.gate(ungated, sic_maps[c]), without the map
+                    ice_acc[(c, chart, j)].add(v["y_out"][chart], ungated, gate=sic_maps[c])
     per_rule = {}
     for c in candidates:
         raw = {"SIC": sic_acc[c].score()}

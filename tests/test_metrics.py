@@ -68,6 +68,26 @@ def test_uint8_maps_count_as_any_other():
         a.add(true, pred[:-1])
 
 
+def test_maps_in_runs_and_gated_maps_count_as_any_other():
+    # chart-like maps come in runs of one class, which the kernel counts a run at a time;
+    # a gate counts the prediction as 0 where the gate is 0, as the gated map itself would
+    rng = np.random.default_rng(8)
+    blocks = lambda k: np.repeat(rng.integers(0, k, (12, 9)), 7, axis=1).astype(np.uint8)  # noqa: E731
+    true, pred, sic = blocks(6), blocks(6), blocks(3)
+    true[2:4] = 255
+    true[0, :5] = 255  # a masked run at the start
+    for gate in (None, sic, np.zeros_like(sic), np.ones_like(sic)):
+        gated = pred if gate is None else np.where(gate == 0, 0, pred).astype(np.uint8)
+        a, b, c = ChartAccumulator("SOD"), ChartAccumulator("SOD"), ChartAccumulator("SOD")
+        want = b.add(true.astype(np.int64), gated.astype(np.int64))
+        np.testing.assert_array_equal(a.add(true, pred, gate=gate), want)
+        np.testing.assert_array_equal(c.add(true.astype(np.int64), pred.astype(np.int64),
+                                            gate=gate), want)
+    assert ChartAccumulator("SOD").add(true[:0], pred[:0]).sum() == 0
+    with pytest.raises(ValueError, match="gate"):
+        ChartAccumulator("SOD").add(true, pred, gate=sic[:-1])
+
+
 def test_f1_with_absent_and_spurious_classes_equals_sklearn():
     rng = np.random.default_rng(7)
     true = rng.choice([0, 4, 5], 5000).astype(np.uint8)      # SOD classes 1-3 absent in truth
