@@ -31,9 +31,12 @@ def _numbers(text: str, what: str, integer: bool = False) -> list:
 
 
 def _tree(block: str, index: int, n_features: int) -> None:
-    lines = block.strip("\n").split("\n")
-    if lines[0] != f"Tree={index}":
-        raise ValueError(f"tree {index} does not start with 'Tree={index}'")
+    # LightGBM cuts the trees at the tree_sizes offsets and expects each to start right
+    # there (an extra blank line before a tree aborts its parser)
+    if not block.startswith(f"Tree={index}\n"):
+        raise ValueError(f"tree {index} does not start with 'Tree={index}' at its "
+                         "tree_sizes offset")
+    lines = block.rstrip("\n").split("\n")
     fields = {}
     for line in lines[1:]:
         key, sep, value = line.partition("=")

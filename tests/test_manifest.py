@@ -349,3 +349,16 @@ def test_a_cut_parameters_section_is_named(tiny_model, cut):
     cut_at = text.index(": ", start + 14) if cut.startswith("inside") else end
     problem = text_problem(text[:cut_at], n)
     assert problem is not None and "parameters" in problem, problem
+
+
+def test_a_blank_line_between_trees_is_named_before_lightgbm_parses(tiny_model):
+    """LightGBM cuts trees at the tree_sizes offsets: one extra blank line before a tree
+    aborted its parser (signal 6, found by benchmarks/fuzz.py case 12000313)."""
+    from models.lgbm_text import text_problem
+
+    folder = tiny_model[0]
+    text = (folder / "SOD.txt").read_text()
+    n = len(_read(folder)["feature_names"])
+    at = text.index("\nTree=2\n")
+    problem = text_problem(text[:at] + "\n" + text[at:], n)
+    assert problem is not None and "tree 2 does not start" in problem, problem
