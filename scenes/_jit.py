@@ -10,6 +10,12 @@ containers), numba refuses to define a cached kernel at all: the import
 fails. :func:`ensure_cache_dir` then points numba at a folder in the
 temporary directory instead. Each kernel module imports this module before
 its first ``@njit(cache=True)``.
+
+Saving a freshly compiled kernel to that cache can fail too (a full disk, a
+file size limit): numba then raises from inside the kernel's first call, and
+the job would stop with an error about numba's cache file instead of the
+work. :func:`_save_or_skip` makes such a failure cost only the caching: the
+kernel runs, and compiles again in the next run.
 """
 from __future__ import annotations
 
@@ -49,3 +55,18 @@ def ensure_cache_dir() -> str | None:
 
 
 CACHE_DIR = ensure_cache_dir()
+
+
+_numba_save = caching.Cache.save_overload
+
+
+def _save_or_skip(self, sig, data):
+    """numba's ``Cache.save_overload``, with an ``OSError`` logged instead of raised (numba
+    removes its own temporary file first)."""
+    try:
+        _numba_save(self, sig, data)
+    except OSError as e:
+        log.info("numba could not cache a compiled kernel (%s); it compiles again next run", e)
+
+
+caching.Cache.save_overload = _save_or_skip

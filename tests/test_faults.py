@@ -335,3 +335,27 @@ def test_fuzzer_small_run_keeps_the_rules(tmp_path):
                        timeout=900)
     assert "30 cases tried, 0 broke a rule" in r.stdout, r.stdout[-5000:] + r.stderr[-3000:]
     assert r.returncode == 0
+
+
+_NUMBA_CHILD = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "guarded":
+    import scenes._jit  # noqa: F401
+resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))  # numba's cache files do not fit
+import kernel
+print(kernel.plus_one(41))
+"""
+
+
+def test_a_kernel_runs_when_numba_cannot_save_its_cache(tmp_path):
+    """A full disk while numba caches a fresh kernel costs the caching, not the job."""
+    (tmp_path / "kernel.py").write_text("from numba import njit\n\n\n@njit(cache=True)\n"
+                                        "def plus_one(x):\n    return x + 1\n")
+    runs = {how: subprocess.run([sys.executable, "-c", _NUMBA_CHILD, str(tmp_path), how],
+                                capture_output=True, text=True, cwd=ROOT, timeout=300)
+            for how in ("plain", "guarded")}
+    assert runs["plain"].returncode != 0 and "File too large" in runs["plain"].stderr
+    assert runs["guarded"].returncode == 0, runs["guarded"].stderr[-2000:]
+    assert runs["guarded"].stdout.strip() == "42" and not runs["guarded"].stderr
+    assert not [p for p in tmp_path.rglob("*") if ".tmp." in p.name]
