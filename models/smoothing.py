@@ -212,6 +212,3 @@ def fill_invalid(a, valid, nearest=None):
     ii, jj = nearest_valid(valid) if nearest is None else nearest
     out = out[:, ii, jj]
     return out[0] if single else out
-    _, (ii, jj) = ndimage.distance_transform_edt(~valid, return_indices=True)
-    out = out[:, ii, jj]
-    return out[0] if single else out
