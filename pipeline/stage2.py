@@ -210,16 +210,11 @@ def stage2_scene(path, config, stride, models, spec, eval_grid, n_points, seed):
 
     Runs in the scene runner. ``models`` are the stage-1 models to apply
     (:class:`Models`, or a dict model key -> fitted); ``eval_grid(shape) -> (rows, cols)`` gives the
-    pixels the selection scores. Returns a dict with the lattice, the masks,
-    the stage-1 ``lat`` outputs, the region ``levels``, the ``inputs`` planes
-    (with ``input_stats``), the labels on the eval grid (``y_out``) and up to
-    ``n_points`` labelled lattice points with their stage-2 features
-    (``F2``), labels (``y2``) and the labelled points each stands for (``w2``).
+    pixels the selection scores. Returns :func:`stage2_part` of the scene.
     """
     models = _with_threads(getattr(models, "models", models), numba.get_num_threads())
     ds = load_scene(path, check_values=False)  # checked when it was sampled or validated
     try:
-        key = scene_key(path)
         shape = tuple(int(n) for n in ds[C.SAR_VARS[0]].shape)
         lattice = make_lattice(shape, stride)
         out_rows, out_cols = eval_grid(shape)
@@ -233,19 +228,37 @@ def stage2_scene(path, config, stride, models, spec, eval_grid, n_points, seed):
         y_l, y_out = labels_at(ds, lattice.rows[ii], lattice.cols[jj], out_rows, out_cols)
     finally:
         ds.close()
-    F2, levels = S2.stage2_features(lat, valid_l, comp, stride, spec, inputs=inputs)
+    scene = dict(key=scene_key(path), lattice=lattice, valid_l=valid_l, valid_out=valid_out,
+                 out_rows=out_rows, out_cols=out_cols, comp=comp, y_l=y_l, y_out=y_out)
+    return stage2_part(scene, lat, inputs, stride, spec, n_points, seed)
+
+
+def stage2_part(scene, lat, inputs, stride, spec, n_points, seed):
+    """Regions and stage-2 training rows of one scene whose stage-1 outputs are known.
+
+    ``scene`` holds the scene's ``key``, ``lattice``, masks (``valid_l``,
+    ``valid_out``), eval grid (``out_rows``, ``out_cols``), SAR composite
+    ``comp`` and labels at its valid lattice points (``y_l``) and on the eval
+    grid (``y_out``); ``lat`` are its stage-1 outputs on the lattice and
+    ``inputs`` the stage-1 feature planes of the spec's ``input_stats`` (or
+    None). Returns a dict with those (less ``y_l``), the region ``levels`` and
+    up to ``n_points`` labelled lattice points with their stage-2 features
+    (``F2``), labels (``y2``) and the labelled points each stands for (``w2``).
+    """
+    y_l = scene["y_l"]
+    F2, levels = S2.stage2_features(lat, scene["valid_l"], scene["comp"], stride, spec,
+                                    inputs=inputs)
     labelled = np.flatnonzero(np.any([y_l[c] != C.MASK_VALUE for c in C.LABEL_CHARTS], axis=0))
-    rng = np.random.default_rng(scene_seed(seed, key))
+    rng = np.random.default_rng(scene_seed(seed, scene["key"]))
     take = labelled if labelled.size <= n_points else np.sort(
         rng.choice(labelled, size=n_points, replace=False))
     # each drawn point stands for this many labelled points of its chart
     w2 = {c: np.full(take.size, (y_l[c] != C.MASK_VALUE).sum()
                      / max(1, (y_l[c][take] != C.MASK_VALUE).sum()), np.float32)
           for c in C.LABEL_CHARTS}
-    return dict(key=key, lattice=lattice, valid_l=valid_l, valid_out=valid_out,
-                out_rows=out_rows, out_cols=out_cols, comp=comp, lat=lat, levels=levels,
-                inputs=inputs, y_out=y_out, F2=F2[take], y2={c: y_l[c][take] for c in C.LABEL_CHARTS},
-                w2=w2)
+    keep = ("key", "lattice", "valid_l", "valid_out", "out_rows", "out_cols", "comp", "y_out")
+    return dict({k: scene[k] for k in keep}, lat=lat, levels=levels, inputs=inputs, F2=F2[take],
+                y2={c: y_l[c][take] for c in C.LABEL_CHARTS}, w2=w2)
 
 
 def _with_threads(models, n):
@@ -395,10 +408,9 @@ def _tuned(scenes, lats, mode, select, grid, fallbacks):
     renderers = [(Renderer(lat, p["lattice"], p["valid_l"], p["valid_out"], p["out_rows"],
                            p["out_cols"], composite=p["comp"], shared=p["render"]), p)
                  for p, lat in zip(scenes, lats)]
-    sic_mode, rule, t, chosen, _ = select(renderers, grid, (mode,), fallbacks)
-    settings = dict(sic_mode=sic_mode, water_rule=rule, water_threshold=float(t),
-                    smoothing=chosen, region_level=None)
-    return settings, _confusions(scenes, lats, settings)
+    sic_mode, rule, t, chosen, conf = select(renderers, grid, (mode,), fallbacks, per_scene=True)
+    return dict(sic_mode=sic_mode, water_rule=rule, water_threshold=float(t), smoothing=chosen,
+                region_level=None), conf
 
 
 def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, seed,
@@ -407,8 +419,8 @@ def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, 
 
     Each candidate is compared with the simpler one under the same tuning:
     stage 1 and stage 2 each get the SIC mode, water rule and smoothing that
-    ``select(renderers, grid, sic_modes, fallbacks)`` (``pipeline.train._select``)
-    chooses on the selection scenes, and a region vote replaces the
+    ``select(renderers, grid, sic_modes, fallbacks, per_scene=True)``
+    (``pipeline.train._select``) chooses on the selection scenes, and a region vote replaces the
     smoothing of the system it is added to, at the merge level that scores
     best there. (Settings tuned on the very scenes a system is scored on
     flatter it: comparing a tuned stage 2 with today's stage 1, tuned on the
@@ -477,7 +489,8 @@ def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, 
 def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, config, stride,
                  params, seed, stage1_settings, select, grid, fallbacks, eval_grid,
                  spec=None, folds: int = FOLDS, max_scenes: int = MAX_SCENES,
-                 points_per_scene: int = POINTS_PER_SCENE) -> Stage2Result | None:
+                 points_per_scene: int = POINTS_PER_SCENE,
+                 val_outputs=None) -> Stage2Result | None:
     """Cross-fit, fit and choose stage 2 (see the module docstring).
 
     Parameters
@@ -505,6 +518,11 @@ def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, con
         ``shape -> (rows, cols)`` of the scored pixels.
     spec : dict, optional
         Stage-2 feature spec (default :data:`models.stage2.DEFAULT_SPEC`).
+    val_outputs : dict, optional
+        Scene key -> ``(scene, lat)``: validation scenes whose outputs of
+        ``stage1_models`` on the lattice of ``stride`` are already known
+        (``scene`` as :func:`stage2_part` takes it). They are not read and
+        featurized again; used only when the spec needs no stage-1 inputs.
 
     Returns
     -------
@@ -543,11 +561,24 @@ def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, con
                 stage2_scene, paths, task="stage2", desc=f"stage 2, group {f + 1} of {folds}",
                 cache_config=cache(group_models[f]), compress=True,
                 args=(config, stride, shared, spec, eval_grid, points_per_scene, seed))]
-    shared = runner.share(Models(stage1_models))
-    val_parts = [r for _, r in runner.map(
-        stage2_scene, val_paths, task="stage2", desc="stage 2, validation scenes",
-        cache_config=cache(stage1_models), compress=True,
-        args=(config, stride, shared, spec, eval_grid, points_per_scene, seed))]
+    # validation scenes already predicted by the same models on the same lattice (the
+    # choice of today's settings) give the same parts without being featurized again
+    known = {} if S2.input_columns(spec, _names(stage1_models)) else dict(val_outputs or {})
+    todo = [p for p in val_paths if scene_key(p) not in known]
+    done = {}
+    if todo:
+        shared = runner.share(Models(stage1_models))
+        done = {scene_key(p): r for p, r in runner.map(
+            stage2_scene, todo, task="stage2", desc="stage 2, validation scenes",
+            cache_config=cache(stage1_models), compress=True,
+            args=(config, stride, shared, spec, eval_grid, points_per_scene, seed))}
+    val_parts = []
+    for p in val_paths:
+        k = scene_key(p)
+        if k in done:
+            val_parts.append(done[k])
+        elif k in known:
+            val_parts.append(stage2_part(*known[k], None, stride, spec, points_per_scene, seed))
     timings["stage2_features_s"] = time.perf_counter() - t0
     if not parts or not val_parts:
         log.warning("stage 2 not trained: no training or validation scenes left")

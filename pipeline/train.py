@@ -225,7 +225,7 @@ def _score(chart, renderers, make):
     return acc.score()
 
 
-def _select(renderers, grid, sic_modes, fallback=()):
+def _select(renderers, grid, sic_modes, fallback=(), *, per_scene: bool = False):
     """Choose the SIC mode, the water rule and each chart's smoothing on validation maps.
 
     SIC mode and smoothing first (jointly, by R2); then for each water rule
@@ -236,6 +236,11 @@ def _select(renderers, grid, sic_modes, fallback=()):
     (validation labels that cannot rank models) takes the defaults instead
     and has no say in the water rule: SIC mode regression and water rule
     ``sic`` at 0.5 for SIC, :data:`FALLBACK_SMOOTHING` for each.
+
+    Returns ``(sic_mode, water_rule, water_threshold, smoothing, scores)``;
+    with ``per_scene``, ``scores`` is instead each scene's confusion matrices
+    (dict chart -> matrix) of the chosen maps, as ``maps`` would make them
+    (the scores of the unchosen options are then not computed).
     """
     grids = {c: [dict(FALLBACK_SMOOTHING)] if c in fallback else grid for c in C.LABEL_CHARTS}
     if "SIC" in fallback:
@@ -271,19 +276,21 @@ def _select(renderers, grid, sic_modes, fallback=()):
     sic_acc = {c: metrics.ChartAccumulator("SIC") for c in candidates}
     ice_acc = {(c, chart, j): metrics.ChartAccumulator(chart) for c in candidates
                for chart in ("SOD", "FLOE") for j in range(len(grids[chart]))}
+    cms = {key: [] for key in [*sic_acc, *ice_acc]}  # each scene's matrices, by option
     for r, v in renderers:
         sic_maps = {c: sic_map_of(r, *c, sic_spec, mode) for c in candidates}
         for c in candidates:
-            sic_acc[c].add(v["y_out"]["SIC"], sic_maps[c])
+            cms[c].append(sic_acc[c].add(v["y_out"]["SIC"], sic_maps[c]))
         for chart in ("SOD", "FLOE"):
             for j, spec in enumerate(grids[chart]):
                 ungated = r.ice(chart, spec, None)
                 for c in candidates:  # as r.gate(ungated, sic_maps[c]), without the map
-                    ice_acc[(c, chart, j)].add(v["y_out"][chart], ungated, gate=sic_maps[c])
+                    cms[(c, chart, j)].append(ice_acc[(c, chart, j)].add(
+                        v["y_out"][chart], ungated, gate=sic_maps[c]))
     per_rule = {}
     for c in candidates:
         raw = {"SIC": sic_acc[c].score()}
-        chosen, ice_grid = {"SIC": sic_spec}, {}
+        chosen, ice_grid, picked = {"SIC": sic_spec}, {}, {"SIC": c}
         for chart in ("SOD", "FLOE"):
             g = grids[chart]
             names = [sm.spec_label(spec) for spec in g]
@@ -291,10 +298,15 @@ def _select(renderers, grid, sic_modes, fallback=()):
             k = max(range(len(g)), key=lambda j: (ice_grid[chart][names[j]], -j))
             chosen[chart] = g[k]
             raw[chart] = ice_grid[chart][names[k]]
-        per_rule[c] = (chosen, raw, ice_grid)
+            picked[chart] = (c, chart, k)
+        per_rule[c] = (chosen, raw, ice_grid, picked)
     rule, threshold = max(candidates, key=lambda c: (ranked(per_rule[c][1]),
                                                      -candidates.index(c)))
-    chosen, smoothed, ice_grid = per_rule[(rule, threshold)]
+    chosen, smoothed, ice_grid, picked = per_rule[(rule, threshold)]
+    if per_scene:
+        return mode, rule, threshold, chosen, [
+            {chart: cms[picked[chart]][i] for chart in C.LABEL_CHARTS}
+            for i in range(len(renderers))]
     # The same system without smoothing: SIC mode chosen among unsmoothed maps.
     if "SIC" in fallback:
         raw_mode = "regression"
@@ -496,7 +508,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
 
     if val:
         t0 = time.perf_counter()
-        renderers = []
+        renderers, val_lats = [], []
         for v in val:
             lat = empty_outputs(fitted, v["lattice"].lattice_shape)
             if v["ii"].size:
@@ -504,6 +516,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             r = Renderer(lat, v["lattice"], v["valid_l"], v["valid_out"], v["out_rows"],
                          v["out_cols"], composite=v["comp"])
             renderers.append((r, v))
+            val_lats.append(lat)
             v["X"] = None  # features no longer needed
         modes = tuple(m for m in sic_modes if m == "regression" or "SIC_classification" in fitted)
         sic_mode, water_rule, water_t, chosen, scores = _select(renderers, grid, modes or
@@ -518,16 +531,21 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
     s2 = None
     if stage2 and val:
         t0 = time.perf_counter()
+        chosen1 = {sic_model_key(sic_mode): models["SIC"], "SOD": models["SOD"],
+                   "FLOE": models["FLOE"]}
+        # validation on the model's own lattice already has the chosen models' outputs there
+        keys = list(empty_outputs(chosen1, (0, 0)))
+        known = ({v["key"]: (v, {k: lat[k] for k in keys}) for v, lat in zip(val, val_lats)}
+                 if val_stride == stride else None)
         s2 = train_stage2(
-            runner, ts, {sic_model_key(sic_mode): models["SIC"], "SOD": models["SOD"],
-                         "FLOE": models["FLOE"]},
+            runner, ts, chosen1,
             train_paths=[q for q in train_paths if q.name not in skipped],
             val_paths=[q for q in val_paths if q.name not in skipped], config=config,
             stride=stride, params=params, seed=seed,
             stage1_settings=dict(sic_mode=sic_mode, water_rule=water_rule,
                                  water_threshold=float(water_t), smoothing=chosen),
             select=_select, grid=grid, fallbacks=fallbacks, eval_grid=_eval_grid,
-            spec=stage2_spec)
+            spec=stage2_spec, val_outputs=known)
         if s2 is not None:
             timings.update(s2.timings)
         timings["stage2_s"] = time.perf_counter() - t0

@@ -272,6 +272,54 @@ def test_stage2_scene_points_are_uniform_and_weighted(stage2_model):
                            part["w2"][c][0] * lab.sum())
 
 
+def test_validation_outputs_reused_give_the_same_part(stage2_model):
+    """A validation scene predicted on the model's lattice (the choice of today's settings)
+    gives stage 2 the part it would get by featurizing the scene again."""
+    root, _ = stage2_model
+    bundle = load_model(root / "model")
+    from models.predict import bundle_models, empty_outputs, predict_points
+    from pipeline.train import _eval_grid, _val_scene
+    path = list_scenes(root / "data" / "train", kind="train")[1]
+    models = bundle_models(bundle)
+    spec = dict(S2.DEFAULT_SPEC)
+    want = P2.stage2_scene(path, bundle.feature_config, 4, models, spec, _eval_grid, 50, 7)
+    v = _val_scene(path, bundle.feature_config, 4)
+    lat = empty_outputs(models, v["lattice"].lattice_shape)
+    predict_points(models, v["X"], v["ii"], v["jj"], lat)
+    got = P2.stage2_part(v, lat, None, 4, spec, 50, 7)
+    assert set(got) == set(want)
+    for k in ("valid_l", "valid_out", "out_rows", "out_cols", "comp", "levels", "F2"):
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    for k in ("lat", "y_out", "y2", "w2"):
+        assert set(got[k]) == set(want[k])
+        for c in want[k]:
+            np.testing.assert_array_equal(got[k][c], want[k][c], err_msg=f"{k} {c}")
+
+
+def test_the_choice_reuses_the_confusions_of_the_chosen_maps(stage2_model):
+    """``_select(per_scene=True)`` gives each scene's matrices of the maps its choice makes."""
+    root, _ = stage2_model
+    bundle = load_model(root / "model")
+    from models import smoothing as sm
+    from models.predict import bundle_models
+    from pipeline.train import _eval_grid, _select
+    models = bundle_models(bundle)
+    scenes = [P2.stage2_scene(p, bundle.feature_config, 4, models, dict(S2.DEFAULT_SPEC),
+                              _eval_grid, 50, 0)
+              for p in list_scenes(root / "data" / "train", kind="train")[:3]]
+    for p in scenes:
+        p["render"] = {}
+    lats = [p["lat"] for p in scenes]
+    grid = [sm.check_spec(s) for s in sm.DEFAULT_GRID]
+    mode = "regression" if "SIC_value" in lats[0] else "expected"
+    settings, conf = P2._tuned(scenes, lats, mode, _select, grid, {})
+    want = P2._confusions(scenes, lats, settings)
+    assert len(conf) == len(want) == len(scenes)
+    for got_s, want_s in zip(conf, want):
+        for c in C.LABEL_CHARTS:
+            np.testing.assert_array_equal(got_s[c], want_s[c], err_msg=c)
+
+
 @pytest.fixture(scope="module")
 def forced_model(stage2_model, tmp_path_factory):
     """The same data with every chart's stage 2 kept (3 rounds) and stage2+regions chosen."""
