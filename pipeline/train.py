@@ -508,7 +508,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
 
     if val:
         t0 = time.perf_counter()
-        renderers, val_lats = [], []
+        renderers = []
         for v in val:
             lat = empty_outputs(fitted, v["lattice"].lattice_shape)
             if v["ii"].size:
@@ -516,7 +516,6 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             r = Renderer(lat, v["lattice"], v["valid_l"], v["valid_out"], v["out_rows"],
                          v["out_cols"], composite=v["comp"])
             renderers.append((r, v))
-            val_lats.append(lat)
             v["X"] = None  # features no longer needed
         modes = tuple(m for m in sic_modes if m == "regression" or "SIC_classification" in fitted)
         sic_mode, water_rule, water_t, chosen, scores = _select(renderers, grid, modes or
@@ -535,7 +534,7 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
                    "FLOE": models["FLOE"]}
         # validation on the model's own lattice already has the chosen models' outputs there
         keys = list(empty_outputs(chosen1, (0, 0)))
-        known = ({v["key"]: (v, {k: lat[k] for k in keys}) for v, lat in zip(val, val_lats)}
+        known = ({v["key"]: (v, {k: r.lat[k] for k in keys}) for r, v in renderers}
                  if val_stride == stride else None)
         s2 = train_stage2(
             runner, ts, chosen1,
