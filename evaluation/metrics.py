@@ -25,7 +25,7 @@ from scenes import contract as C
 _N_PRED = 256
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: the validation choices count scenes on threads
 def _confusion(true, pred, gate, use_gate, mask_value, cm):
     """Count ``(true, pred)`` pairs into ``cm``, skipping ``mask_value``; returns the largest
     reference class out of range (nothing counted then), or -1.

@@ -306,7 +306,7 @@ class _Residual:
         if missing:
             raise ValueError(f"stage-2 base features {missing} are not among the features")
         cols = [names.index(n) for n in self.base_features]
-        B = np.asarray(X, dtype=np.float64)[:, cols]
+        B = np.asarray(X)[:, cols].astype(np.float64)  # the base columns only, not all of X
         if isinstance(self, IceRegressor):
             return B[:, 0]
         return np.log(np.clip(np.nan_to_num(B, nan=1.0 / B.shape[1]), self.base_clip, 1.0))

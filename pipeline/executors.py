@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 from joblib import Parallel, delayed, parallel_config
 
@@ -162,3 +163,19 @@ class DaskExecutor:
     def share(self, obj):
         """``obj`` sent once to every worker, for tasks to receive by reference."""
         return self.client.scatter(obj, broadcast=True, hash=False)
+
+
+def thread_map(fn, items, threads: int) -> list:
+    """``[fn(x) for x in items]`` on up to ``threads`` threads of this process, in order.
+
+    For per-scene work on arrays already in memory whose heavy parts release
+    the GIL (scipy's filters, numba kernels compiled ``nogil``): the scenes of
+    a choice overlap there. ``fn`` must not share mutable state between items;
+    the results come back in the order of ``items`` whatever order they finish in.
+    """
+    items = list(items)
+    threads = max(1, min(int(threads), len(items)))
+    if threads == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, items))

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ from scenes.reader import load_scene, scene_key
 
 from .cache import stable_hash
 from .dask import DaskTrainingSet
+from .executors import thread_map
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,9 @@ SYSTEMS = S2.SYSTEMS
 #: and the selection say (None: they decide).
 FORCE_ROUNDS = None
 FORCE_SYSTEM = None
+#: Selection scenes rendered at once at most (threads): each holds its stage-2 features
+#: (about 150 MB for a real scene) while its outputs are made.
+MAX_THREADS = 4
 #: Stage-2 estimator settings that differ from the stage-1 ones: small trees
 #: with large leaves, as a second stage learns from the few hundred polygons of
 #: a few dozen scenes.
@@ -352,17 +357,18 @@ def fit_stage2(parts, fold_of, params, names, folds, min_leaf):
 
 
 # --- 4. the choice --------------------------------------------------------------------
-def _confusions(scenes, lats, settings):
+def _confusions(scenes, lats, settings, threads=1):
     """Per scene, per chart: the confusion matrix of the maps ``settings`` make of ``lats``."""
-    out = []
-    for p, lat in zip(scenes, lats):
+    def one(item):
+        p, lat = item
         r = Renderer(lat, p["lattice"], p["valid_l"], p["valid_out"], p["out_rows"],
                      p["out_cols"], composite=p["comp"], shared=p["render"])
         maps = r.maps(settings["sic_mode"], settings["smoothing"], settings["water_rule"],
                       settings["water_threshold"])
-        out.append({c: metrics.ChartAccumulator(c).add(p["y_out"][c], maps[c])
-                    for c in C.LABEL_CHARTS})
-    return out
+        return {c: metrics.ChartAccumulator(c).add(p["y_out"][c], maps[c])
+                for c in C.LABEL_CHARTS}
+
+    return thread_map(one, zip(scenes, lats), threads)
 
 
 def _pooled(conf, idx=None):
@@ -391,35 +397,37 @@ def bootstrap_share(conf_new, conf_old, seed: int, draws: int = BOOTSTRAP_DRAWS)
             "gain_p90": round(float(np.quantile(gains, 0.9)), 3)}
 
 
-def _best_level(scenes, lats, levels, settings, n_levels):
+def _best_level(scenes, lats, levels, settings, n_levels, threads=1):
     """The merge level whose region vote scores best (combined) on the selection scenes."""
     best = None
     for lv in range(n_levels):
-        voted = [S2.region_vote(lat, lev[lv]) for lat, lev in zip(lats, levels)]
-        conf = _confusions(scenes, voted, settings)
+        voted = thread_map(lambda item: S2.region_vote(item[0], item[1][lv]), zip(lats, levels),
+                           threads)
+        conf = _confusions(scenes, voted, settings, threads)
         score = _pooled(conf)["combined"]
         if best is None or score > best[0]:
             best = (score, lv, conf)
     return best[1], best[2]
 
 
-def _tuned(scenes, lats, mode, select, grid, fallbacks):
+def _tuned(scenes, lats, mode, select, grid, fallbacks, threads=1):
     """Settings ``select`` chooses for ``lats`` on the selection scenes, and their confusions."""
     renderers = [(Renderer(lat, p["lattice"], p["valid_l"], p["valid_out"], p["out_rows"],
                            p["out_cols"], composite=p["comp"], shared=p["render"]), p)
                  for p, lat in zip(scenes, lats)]
-    sic_mode, rule, t, chosen, conf = select(renderers, grid, (mode,), fallbacks, per_scene=True)
+    sic_mode, rule, t, chosen, conf = select(renderers, grid, (mode,), fallbacks, per_scene=True,
+                                             threads=threads)
     return dict(sic_mode=sic_mode, water_rule=rule, water_threshold=float(t), smoothing=chosen,
                 region_level=None), conf
 
 
 def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, seed,
-                  use_stage2: bool):
+                  use_stage2: bool, threads: int = 1):
     """Score the candidate systems on the selection scenes and choose (see module docstring).
 
     Each candidate is compared with the simpler one under the same tuning:
     stage 1 and stage 2 each get the SIC mode, water rule and smoothing that
-    ``select(renderers, grid, sic_modes, fallbacks, per_scene=True)``
+    ``select(renderers, grid, sic_modes, fallbacks, per_scene=True, threads=threads)``
     (``pipeline.train._select``) chooses on the selection scenes, and a region vote replaces the
     smoothing of the system it is added to, at the merge level that scores
     best there. (Settings tuned on the very scenes a system is scored on
@@ -427,6 +435,8 @@ def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, 
     validation scenes only, chose stage 2 on a development dataset where it
     lost 1.4 points on the test scenes.) When no candidate wins, the system
     is today's (``stage1``, its settings untouched).
+
+    Scenes are rendered on up to ``threads`` threads (the same choice).
 
     Returns ``(system, systems, record)``: the chosen name, every candidate's
     settings and the record of the choice.
@@ -438,17 +448,17 @@ def choose_system(scenes, lat1, lat2, stage1_settings, select, grid, fallbacks, 
     levels = [p["levels"] for p in scenes]
     cands = {}
     base = dict(stage1_settings, region_level=None)
-    cands["stage1"] = (base, _confusions(scenes, lat1, base))
+    cands["stage1"] = (base, _confusions(scenes, lat1, base, threads))
     # stage 1 tuned on the selection scenes: the reference the others must beat
-    ref1 = _tuned(scenes, lat1, stage1_settings["sic_mode"], select, grid, fallbacks)
+    ref1 = _tuned(scenes, lat1, stage1_settings["sic_mode"], select, grid, fallbacks, threads)
     s1r = dict(ref1[0], smoothing=none)
-    lv, conf = _best_level(scenes, lat1, levels, s1r, n_levels)
+    lv, conf = _best_level(scenes, lat1, levels, s1r, n_levels, threads)
     cands["stage1+regions"] = (dict(s1r, region_level=lv), conf)
     if use_stage2:
         mode = "regression" if "SIC_value" in lat2[0] else stage1_settings["sic_mode"]
-        cands["stage2"] = _tuned(scenes, lat2, mode, select, grid, fallbacks)
+        cands["stage2"] = _tuned(scenes, lat2, mode, select, grid, fallbacks, threads)
         s2r = dict(cands["stage2"][0], smoothing=none)
-        lv, conf = _best_level(scenes, lat2, levels, s2r, n_levels)
+        lv, conf = _best_level(scenes, lat2, levels, s2r, n_levels, threads)
         cands["stage2+regions"] = (dict(s2r, region_level=lv), conf)
     # each step: the candidate against the current choice, or against tuned stage 1
     current, against = "stage1", ("stage1 tuned", ref1[1])
@@ -591,14 +601,12 @@ def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, con
     t0 = time.perf_counter()
     scenes = parts + val_parts
     lat1 = [p["lat"] for p in scenes]
-    lat2 = []
-    for p in parts:
-        lat2.append(S2.stage2_outputs(p["lat"], _features(p, stride, spec), p["valid_l"],
-                                   fold_models[fold_of[p["key"]]]))
-    for p in val_parts:
-        lat2.append(S2.stage2_outputs(p["lat"], _features(p, stride, spec), p["valid_l"], models))
+    threads = min(int(params.get("n_jobs") or 1), MAX_THREADS)
+    lat2 = selection_outputs(scenes, [fold_models[fold_of[p["key"]]] for p in parts]
+                             + [models] * len(val_parts), stride, spec, threads)
     system, systems, record = choose_system(scenes, lat1, lat2, stage1_settings, select, grid,
-                                             fallbacks, seed, use_stage2=bool(models))
+                                             fallbacks, seed, use_stage2=bool(models),
+                                             threads=threads)
     timings["stage2_selection_s"] = time.perf_counter() - t0
     record.update(rounds=rounds, cv_loss={c: v[:1] + v[1:][:MAX_ROUNDS] for c, v in curves.items()},
                   folds=int(folds), train_scenes=len(parts), val_scenes=len(val_parts))
@@ -606,6 +614,25 @@ def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, con
     return Stage2Result(system=system, spec=spec, feature_names=names, models=models,
                         rounds=rounds, settings=systems[system], systems=systems, record=record,
                         timings=timings)
+
+
+def selection_outputs(scenes, scene_models, stride, spec, threads=1) -> list:
+    """Each selection scene's lattice outputs with its stage-2 models (chart -> fitted).
+
+    The stage-2 features are made again (keeping those of every lattice point of
+    every scene would take GBs); on up to ``threads`` threads, while LightGBM's
+    predictions, on every core already, run one at a time: concurrent ones on
+    one booster race in LightGBM (its issue 6142).
+    """
+    lock = threading.Lock()
+
+    def outputs(item):
+        p, chart_models = item
+        F2 = _features(p, stride, spec)
+        with lock:
+            return S2.stage2_outputs(p["lat"], F2, p["valid_l"], chart_models)
+
+    return thread_map(outputs, zip(scenes, scene_models), threads)
 
 
 def _features(p, stride, spec):

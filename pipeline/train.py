@@ -62,6 +62,7 @@ from scenes.outputs import Input, Output, check_outputs
 from scenes.reader import list_scenes, load_scene, open_scene, scene_key
 
 from .dask import DaskTrainingSet
+from .executors import thread_map
 from .stage2 import train_stage2
 from .runner import SceneRunner, ensure_writable
 
@@ -225,7 +226,13 @@ def _score(chart, renderers, make):
     return acc.score()
 
 
-def _select(renderers, grid, sic_modes, fallback=(), *, per_scene: bool = False):
+def _sum(matrices, chart="SIC"):
+    """The sum of one option's per-scene confusion matrices (an empty one for no scene)."""
+    return sum(matrices, metrics.ChartAccumulator(chart).counts)
+
+
+def _select(renderers, grid, sic_modes, fallback=(), *, per_scene: bool = False,
+            threads: int = 1):
     """Choose the SIC mode, the water rule and each chart's smoothing on validation maps.
 
     SIC mode and smoothing first (jointly, by R2); then for each water rule
@@ -240,17 +247,24 @@ def _select(renderers, grid, sic_modes, fallback=(), *, per_scene: bool = False)
     Returns ``(sic_mode, water_rule, water_threshold, smoothing, scores)``;
     with ``per_scene``, ``scores`` is instead each scene's confusion matrices
     (dict chart -> matrix) of the chosen maps, as ``maps`` would make them
-    (the scores of the unchosen options are then not computed).
+    (the scores of the unchosen options are then not computed). Scenes are
+    rendered on up to ``threads`` threads (same scores: the matrices are
+    integer counts).
     """
     grids = {c: [dict(FALLBACK_SMOOTHING)] if c in fallback else grid for c in C.LABEL_CHARTS}
     if "SIC" in fallback:
         sic_modes = ("regression",)
     none = {"method": "none"}
-    sic_grid = {m: {} for m in sic_modes}
-    for mode in sic_modes:
-        for spec in grids["SIC"]:
-            sic_grid[mode][sm.spec_label(spec)] = _score("SIC", renderers,
-                                                         lambda i, r: r.sic(mode, spec))
+
+    def sic_counts(rv):  # one scene's SIC matrix of every mode and smoothing
+        r, v = rv
+        return {(m, sm.spec_label(spec)): metrics.ChartAccumulator("SIC").add(
+            v["y_out"]["SIC"], r.sic(m, spec)) for m in sic_modes for spec in grids["SIC"]}
+
+    counted = thread_map(sic_counts, renderers, threads)
+    sic_grid = {m: {sm.spec_label(spec): metrics.score_from_confusion(
+        "SIC", _sum([cm[(m, sm.spec_label(spec))] for cm in counted])) for spec in grids["SIC"]}
+        for m in sic_modes}
     order = [(m, i) for m in sic_modes for i in range(len(grids["SIC"]))]
     mode, i_best = max(order, key=lambda mi: (
         sic_grid[mi[0]][sm.spec_label(grids["SIC"][mi[1]])], -order.index(mi)))
@@ -270,31 +284,32 @@ def _select(renderers, grid, sic_modes, fallback=(), *, per_scene: bool = False)
     def ranked(raw):  # charts that cannot rank models have no say
         return metrics.combine({c: v for c, v in raw.items() if c not in fallback})["combined"]
 
-    # One scene at a time, each SOD / FLOE smoothing and map once for all water rules (they
-    # differ only in the water gate after it: Renderer.gate). Every accumulator still adds
-    # the scenes in scene order, so the scores are as before.
-    sic_acc = {c: metrics.ChartAccumulator("SIC") for c in candidates}
-    ice_acc = {(c, chart, j): metrics.ChartAccumulator(chart) for c in candidates
-               for chart in ("SOD", "FLOE") for j in range(len(grids[chart]))}
-    cms = {key: [] for key in [*sic_acc, *ice_acc]}  # each scene's matrices, by option
-    for r, v in renderers:
+    def option_counts(rv):
+        # one scene: each SOD / FLOE smoothing and map once for all water rules (they differ
+        # only in the water gate after it: Renderer.gate); its matrix of every option
+        r, v = rv
         sic_maps = {c: sic_map_of(r, *c, sic_spec, mode) for c in candidates}
-        for c in candidates:
-            cms[c].append(sic_acc[c].add(v["y_out"]["SIC"], sic_maps[c]))
+        out = {c: metrics.ChartAccumulator("SIC").add(v["y_out"]["SIC"], sic_maps[c])
+               for c in candidates}
         for chart in ("SOD", "FLOE"):
             for j, spec in enumerate(grids[chart]):
                 ungated = r.ice(chart, spec, None)
                 for c in candidates:  # as r.gate(ungated, sic_maps[c]), without the map
-                    cms[(c, chart, j)].append(ice_acc[(c, chart, j)].add(
-                        v["y_out"][chart], ungated, gate=sic_maps[c]))
+                    out[(c, chart, j)] = metrics.ChartAccumulator(chart).add(
+                        v["y_out"][chart], ungated, gate=sic_maps[c])
+        return out
+
+    counted = thread_map(option_counts, renderers, threads)
+    cms = {key: [cm[key] for cm in counted] for key in counted[0]} if counted else {}
     per_rule = {}
     for c in candidates:
-        raw = {"SIC": sic_acc[c].score()}
+        raw = {"SIC": metrics.score_from_confusion("SIC", _sum(cms.get(c, [])))}
         chosen, ice_grid, picked = {"SIC": sic_spec}, {}, {"SIC": c}
         for chart in ("SOD", "FLOE"):
             g = grids[chart]
             names = [sm.spec_label(spec) for spec in g]
-            ice_grid[chart] = {name: ice_acc[(c, chart, j)].score() for j, name in enumerate(names)}
+            ice_grid[chart] = {name: metrics.score_from_confusion(
+                chart, _sum(cms.get((c, chart, j), []), chart)) for j, name in enumerate(names)}
             k = max(range(len(g)), key=lambda j: (ice_grid[chart][names[j]], -j))
             chosen[chart] = g[k]
             raw[chart] = ice_grid[chart][names[k]]
@@ -518,8 +533,8 @@ def train_models(train_dir_or_paths, out_dir, *, config=None, device: str = "cpu
             renderers.append((r, v))
             v["X"] = None  # features no longer needed
         modes = tuple(m for m in sic_modes if m == "regression" or "SIC_classification" in fitted)
-        sic_mode, water_rule, water_t, chosen, scores = _select(renderers, grid, modes or
-                                                                ("regression",), fallbacks)
+        sic_mode, water_rule, water_t, chosen, scores = _select(
+            renderers, grid, modes or ("regression",), fallbacks, threads=threads)
         timings["selection_s"] = time.perf_counter() - t0
     else:
         sic_mode, water_rule, water_t = "regression", "sic", 0.5

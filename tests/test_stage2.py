@@ -362,3 +362,44 @@ def test_importance_has_the_stage2_groups(stage2_model, forced_model):
     assert set(s2["group"]) == set(S2.GROUPS.values()) | set()
     assert {"gain", "split", "mean_abs_shap", "permutation_drop"} <= set(s2["metric"])
     assert any("stage 2" in line for line in summary_lines(res))
+
+
+def test_threads_give_the_same_choice_and_outputs(stage2_model):
+    """The selection renders and scores scenes on threads: the same outputs, scores and choice."""
+    root, man = stage2_model
+    bundle = load_model(root / "model")
+    from models import smoothing as sm
+    from models.predict import Renderer, bundle_models
+    from pipeline.train import _eval_grid, _select
+    models = bundle_models(bundle)
+    spec = dict(S2.DEFAULT_SPEC)
+    scenes = [P2.stage2_scene(p, bundle.feature_config, 4, models, spec, _eval_grid, 50, 0)
+              for p in list_scenes(root / "data" / "train", kind="train")[:4]]
+    rows = np.concatenate([p["F2"] for p in scenes])
+    stage2 = {}
+    for chart in C.LABEL_CHARTS:  # a few rounds on the scenes' own points: outputs that differ
+        y = np.concatenate([p["y2"][chart] for p in scenes])
+        est = P2.make_stage2(chart, dict(tiny.PARAMS, n_jobs=1, random_state=0), 3)
+        stage2[chart] = est.fit(rows[y != C.MASK_VALUE], y[y != C.MASK_VALUE],
+                                feature_names=S2.feature_names(spec, list(models["SOD"].feature_names_in_)))
+    outs = {n: P2.selection_outputs(scenes, [stage2] * len(scenes), 4, spec, threads=n)
+            for n in (1, 3)}
+    for a, b in zip(outs[1], outs[3]):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    lat1, lat2 = [p["lat"] for p in scenes], outs[1]
+    grid = [sm.check_spec(s) for s in sm.DEFAULT_GRID]
+    settings = dict(sic_mode=man.sic_mode, water_rule=man.water_rule,
+                    water_threshold=man.water_threshold, smoothing=man.smoothing)
+    chosen = {}
+    for n in (1, 3):
+        for p in scenes:
+            p["render"] = {}
+        chosen[n] = P2.choose_system(scenes, lat1, lat2, settings, _select, grid, {}, 0,
+                                     use_stage2=True, threads=n)
+        renderers = [(Renderer(lat, p["lattice"], p["valid_l"], p["valid_out"], p["out_rows"],
+                               p["out_cols"], composite=p["comp"]), p)
+                     for p, lat in zip(scenes, lat2)]
+        chosen[n] += (_select(renderers, grid, ("regression",), threads=n),)
+    assert chosen[1] == chosen[3]
