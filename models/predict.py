@@ -246,8 +246,9 @@ class Renderer:
     superpixels, the nearest valid lattice point of each invalid one, the
     last smoothing of each array), so that validation can try many cheaply.
     ``lat`` must not change while the Renderer is used. ``shared`` (a dict,
-    optional) keeps the superpixels and nearest points for other Renderers of
-    the same scene, lattice and composite (other outputs of the same scene).
+    optional) keeps the superpixels, nearest points and Gaussian-filtered
+    masks for other Renderers of the same scene, lattice and composite (other
+    outputs of the same scene).
     """
 
     def __init__(self, lat: dict, lattice: Lattice, valid_l, valid_out, out_rows=None,
@@ -287,7 +288,7 @@ class Renderer:
                     self.composite, self.valid_l, size / self.lattice.stride)
             segments = self._segments[size]
         a = smoothing.smooth(a, self.valid_l, spec, stride=self.lattice.stride,
-                             segments=segments)
+                             segments=segments, cache=self._shared.setdefault("gaussian", {}))
         if "nearest" not in self._shared:
             self._shared["nearest"] = smoothing.nearest_valid(self.valid_l)
         a = smoothing.fill_invalid(a, self.valid_l, self._shared["nearest"])

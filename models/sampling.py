@@ -150,7 +150,9 @@ def labels_at(ds, rows, cols, out_rows, out_cols) -> tuple[dict, dict]:
     for chart in C.LABEL_CHARTS:
         lab = np.asarray(ds[chart].values)
         at[chart] = lab[rows, cols]
-        grid[chart] = lab[out_rows][:, out_cols]
+        # C order: indexing columns leaves the grid in Fortran order, and every score
+        # of a validation map would copy it to read it pixel by pixel
+        grid[chart] = np.ascontiguousarray(lab[out_rows][:, out_cols])
     return at, grid
 
 

@@ -78,20 +78,27 @@ def _check_valid(valid, shape):
     return valid
 
 
-def gaussian_smooth(a, valid, sigma: float):
+def gaussian_smooth(a, valid, sigma: float, *, cache: dict | None = None):
     """Valid-aware Gaussian filter of ``a`` (H, W) or (K, H, W) over the last two axes.
 
     ``sigma`` is in array pixels. Invalid pixels keep their input values;
     valid pixels get the Gaussian-weighted mean of the valid pixels around.
+    ``cache`` (a dict, optional, kept for one ``valid`` only) keeps the
+    filtered mask of each sigma for the next array of the same pixels.
     """
     x, single = _stack(a)
     valid = _check_valid(valid, x.shape[1:])
     out = np.array(x, dtype=np.float32, copy=True)
     if sigma <= 0 or not valid.any():
         return out[0] if single else out
-    m = valid.astype(np.float32)
-    den = ndimage.gaussian_filter(m, sigma, mode="constant", cval=0.0, truncate=3.0)
-    ok = valid & (den > 1e-6)
+    if cache is not None and sigma in cache:
+        den, ok = cache[sigma]
+    else:
+        den = ndimage.gaussian_filter(valid.astype(np.float32), sigma, mode="constant",
+                                      cval=0.0, truncate=3.0)
+        ok = valid & (den > 1e-6)
+        if cache is not None:
+            cache[sigma] = (den, ok)
     for k in range(x.shape[0]):
         num = ndimage.gaussian_filter(np.where(valid, x[k], 0).astype(np.float32), sigma,
                                       mode="constant", cval=0.0, truncate=3.0)
@@ -149,7 +156,8 @@ def segment_mean(a, labels, valid):
     return out[0] if single else out
 
 
-def smooth(a, valid, spec, *, stride: float = 1.0, composite=None, segments=None):
+def smooth(a, valid, spec, *, stride: float = 1.0, composite=None, segments=None,
+           cache: dict | None = None):
     """Apply a smoothing ``spec`` to lattice maps ``a`` (H, W) or (K, H, W).
 
     Parameters
@@ -167,6 +175,8 @@ def smooth(a, valid, spec, *, stride: float = 1.0, composite=None, segments=None
     segments : int array (H, W), optional
         Precomputed :func:`superpixels` of the same size (saves time when
         several maps share them).
+    cache : dict, optional
+        For :func:`gaussian_smooth`, kept for one ``valid`` (several maps of a scene).
 
     Returns
     -------
@@ -178,7 +188,7 @@ def smooth(a, valid, spec, *, stride: float = 1.0, composite=None, segments=None
         _check_valid(valid, x.shape[1:])
         return np.array(a, dtype=np.float32, copy=True)
     if spec["method"] == "gaussian":
-        return gaussian_smooth(a, valid, spec["sigma_px"] / float(stride))
+        return gaussian_smooth(a, valid, spec["sigma_px"] / float(stride), cache=cache)
     if segments is None:
         if composite is None:
             raise ValueError("slic smoothing needs the composite image (or segments)")

@@ -238,6 +238,17 @@ def test_gaussian_smoothing_is_valid_aware():
     np.testing.assert_array_equal(s[:, 15:], 100.0)
 
 
+def test_gaussian_smoothing_with_a_cache_is_the_same():
+    rng = np.random.default_rng(3)
+    valid = rng.random((40, 50)) > 0.2
+    a, b = rng.random((3, 40, 50)).astype(np.float32), rng.random((40, 50)).astype(np.float32)
+    cache = {}
+    for x in (a, b, a):  # the second and third reuse the filtered mask of the first
+        np.testing.assert_array_equal(smoothing.gaussian_smooth(x, valid, 2.5, cache=cache),
+                                      smoothing.gaussian_smooth(x, valid, 2.5))
+    assert list(cache) == [2.5]
+
+
 def test_fill_invalid_and_bad_specs():
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     valid = np.ones((3, 4), bool)
