@@ -203,6 +203,21 @@ class Models:
     models: dict
 
 
+@dataclass(frozen=True)
+class GroupModels:
+    """The cross-fit: each group's stage-1 :class:`Models` and each scene's group (scene key ->
+    group), as one object sent once to every worker."""
+
+    groups: tuple
+    fold_of: dict
+
+
+def _group_scene(path, config, stride, groups, spec, eval_grid, n_points, seed):
+    """:func:`stage2_scene` of a training scene with the models of its cross-fit group."""
+    models = groups.groups[groups.fold_of[scene_key(path)]]
+    return stage2_scene(path, config, stride, models, spec, eval_grid, n_points, seed)
+
+
 def models_hash(models: dict) -> str:
     """Identity of fitted boosters (for cache keys)."""
     return stable_hash({k: stable_hash(m.booster_.model_to_string(), 32)
@@ -559,18 +574,21 @@ def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, con
     step = max(1, -(-len(order) // max_scenes))
     used = set(order[::step][:max_scenes])
     t0 = time.perf_counter()
-    parts = []
     cache = lambda models: {"feature_config": config.to_dict(), "stride": int(stride),  # noqa: E731
-                            "spec": spec, "models": models_hash(models), "seed": int(seed),
+                            "spec": spec, "models": models, "seed": int(seed),
                             "points": int(points_per_scene)}
-    for f in range(folds):
-        paths = [p for p in train_paths if scene_key(p) in used and fold_of[scene_key(p)] == f]
-        if paths:
-            shared = runner.share(Models(group_models[f]))
-            parts += [r for _, r in runner.map(
-                stage2_scene, paths, task="stage2", desc=f"stage 2, group {f + 1} of {folds}",
-                cache_config=cache(group_models[f]), compress=True,
-                args=(config, stride, shared, spec, eval_grid, points_per_scene, seed))]
+    # one map over every group's scenes (group by group, as the stage-2 fit reads them), so
+    # no worker waits at the end of each group
+    paths = sorted((p for p in train_paths if scene_key(p) in used),
+                   key=lambda p: fold_of[scene_key(p)])
+    groups = GroupModels(tuple(Models(m) for m in group_models),
+                         {scene_key(p): fold_of[scene_key(p)] for p in paths})
+    parts = [r for _, r in runner.map(
+        _group_scene, paths, task="stage2", desc="stage 2, training scenes (cross-fitted)",
+        cache_config=cache({"groups": [models_hash(m) for m in group_models],
+                            "fold_of": groups.fold_of}),
+        compress=True, args=(config, stride, runner.share(groups), spec, eval_grid,
+                             points_per_scene, seed))]
     # validation scenes already predicted by the same models on the same lattice (the
     # choice of today's settings) give the same parts without being featurized again
     known = {} if S2.input_columns(spec, _names(stage1_models)) else dict(val_outputs or {})
@@ -580,7 +598,7 @@ def train_stage2(runner, ts, stage1_models: dict, *, train_paths, val_paths, con
         shared = runner.share(Models(stage1_models))
         done = {scene_key(p): r for p, r in runner.map(
             stage2_scene, todo, task="stage2", desc="stage 2, validation scenes",
-            cache_config=cache(stage1_models), compress=True,
+            cache_config=cache(models_hash(stage1_models)), compress=True,
             args=(config, stride, shared, spec, eval_grid, points_per_scene, seed))}
     val_parts = []
     for p in val_paths:
