@@ -25,17 +25,6 @@ from scenes import contract as C
 _N_PRED = 256
 
 
-@njit(cache=True, nogil=True)
-def _bad_class(true, n_true, mask_value):
-    """The largest reference class out of range (``>= n_true``, not ``mask_value``), or -1."""
-    bad = -1
-    for i in range(true.size):
-        t = true[i]
-        if t != mask_value and t >= n_true and t > bad:
-            bad = t
-    return np.int64(bad)
-
-
 @njit(cache=True, nogil=True)  # nogil: the validation choices count scenes on threads
 def _confusion(true, pred, gate, use_gate, mask_value, cm):
     """Count ``(true, pred)`` pairs into ``cm``, skipping ``mask_value``; returns the largest
@@ -45,9 +34,14 @@ def _confusion(true, pred, gate, use_gate, mask_value, cm):
     one class: a run is counted at once, not pixel by pixel through the same cell
     (each increment waiting for the last: twice the time).
     """
-    bad = _bad_class(true, cm.shape[0], mask_value)
+    n_true = cm.shape[0]
+    bad = -1
+    for i in range(true.size):
+        t = true[i]
+        if t != mask_value and t >= n_true and t > bad:
+            bad = t
     if bad >= 0 or true.size == 0:
-        return bad
+        return np.int64(bad)
     run_t = true[0]
     run_p = pred[0]
     if use_gate and gate[0] == 0:
@@ -69,73 +63,6 @@ def _confusion(true, pred, gate, use_gate, mask_value, cm):
     if run_t != mask_value:
         cm[run_t, run_p] += run
     return np.int64(-1)
-
-
-@njit(cache=True, nogil=True)
-def _confusions_gated(true, pred, gates, mask_value, cms):
-    """``_confusion`` of ``pred`` under each gate (row of ``gates``) into ``cms[g]``, in
-    one pass over ``true`` and ``pred``; returns as ``_confusion`` does."""
-    bad = _bad_class(true, cms.shape[1], mask_value)
-    if bad >= 0 or true.size == 0:
-        return bad
-    n_gates = gates.shape[0]
-    run_p = np.empty(n_gates, np.int64)  # each gate's run of one (true, pred) pair
-    run_n = np.zeros(n_gates, np.int64)
-    run_t = true[0]
-    for g in range(n_gates):
-        run_p[g] = 0 if gates[g, 0] == 0 else pred[0]
-    for i in range(true.size):
-        t = true[i]
-        p = pred[i]
-        if t != run_t:
-            for g in range(n_gates):
-                if run_t != mask_value:
-                    cms[g, run_t, run_p[g]] += run_n[g]
-                run_p[g] = 0 if gates[g, i] == 0 else p
-                run_n[g] = 1
-            run_t = t
-        else:
-            for g in range(n_gates):
-                q = 0 if gates[g, i] == 0 else p
-                if q == run_p[g]:
-                    run_n[g] += 1
-                else:
-                    if run_t != mask_value:
-                        cms[g, run_t, run_p[g]] += run_n[g]
-                    run_p[g] = q
-                    run_n[g] = 1
-    if run_t != mask_value:
-        for g in range(n_gates):
-            cms[g, run_t, run_p[g]] += run_n[g]
-    return np.int64(-1)
-
-
-def gated_confusions(chart: str, true, pred, gates) -> list:
-    """One scene's confusion matrix of ``pred`` under each of several gates.
-
-    Matrix ``g`` is ``ChartAccumulator(chart).add(true, pred, gate=gates[g])``
-    (``pred`` counts as 0 where the gate is 0: an ice map under each water
-    rule's SIC map), counted in one pass over ``true`` and ``pred``.
-
-    Parameters
-    ----------
-    chart : {"SIC", "SOD", "FLOE"}
-    true, pred : uint8 arrays of one shape
-    gates : uint8 array (G, *shape)
-    """
-    if not all(np.asarray(a).dtype == np.uint8 for a in (true, pred, gates)):
-        return [ChartAccumulator(chart).add(true, pred, gate=g) for g in gates]
-    true = np.ascontiguousarray(true).ravel()
-    pred = np.ascontiguousarray(pred).ravel()
-    gates = np.ascontiguousarray(gates).reshape(len(gates), -1)
-    if pred.shape != true.shape or gates.shape[1] != true.size:
-        raise ValueError(f"{chart}: reference has {true.size} pixels, prediction {pred.size}, "
-                         f"gates {gates.shape[1]}")
-    cms = np.zeros((len(gates), C.N_CLASSES[chart], _N_PRED), np.int64)
-    bad = _confusions_gated(true, pred, gates, C.MASK_VALUE, cms)
-    if bad >= 0:
-        raise ValueError(f"{chart}: reference class {bad} out of range")
-    return list(cms)
 
 
 class ChartAccumulator:

@@ -291,13 +291,12 @@ def _select(renderers, grid, sic_modes, fallback=(), *, per_scene: bool = False,
         sic_maps = {c: sic_map_of(r, *c, sic_spec, mode) for c in candidates}
         out = {c: metrics.ChartAccumulator("SIC").add(v["y_out"]["SIC"], sic_maps[c])
                for c in candidates}
-        gates = np.stack([sic_maps[c] for c in candidates])
         for chart in ("SOD", "FLOE"):
             for j, spec in enumerate(grids[chart]):
-                # as r.gate(ungated, sic_maps[c]) for every rule c, without the maps
-                cms = metrics.gated_confusions(chart, v["y_out"][chart], r.ice(chart, spec, None),
-                                               gates)
-                out.update({(c, chart, j): cm for c, cm in zip(candidates, cms)})
+                ungated = r.ice(chart, spec, None)
+                for c in candidates:  # as r.gate(ungated, sic_maps[c]), without the map
+                    out[(c, chart, j)] = metrics.ChartAccumulator(chart).add(
+                        v["y_out"][chart], ungated, gate=sic_maps[c])
         return out
 
     counted = thread_map(option_counts, renderers, threads)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, r2_score
 
-from evaluation.metrics import ChartAccumulator, challenge_scores, combine, gated_confusions
+from evaluation.metrics import ChartAccumulator, challenge_scores, combine
 from scenes import contract as C
 
 
@@ -86,32 +86,6 @@ def test_maps_in_runs_and_gated_maps_count_as_any_other():
     assert ChartAccumulator("SOD").add(true[:0], pred[:0]).sum() == 0
     with pytest.raises(ValueError, match="gate"):
         ChartAccumulator("SOD").add(true, pred, gate=sic[:-1])
-
-
-def test_gated_confusions_count_as_one_gate_at_a_time():
-    # one pass for several gates (the water rules of a validation choice) gives each
-    # gate's matrix as a gated add would, runs, masked runs and every-pixel changes alike
-    rng = np.random.default_rng(9)
-    blocks = lambda k: np.repeat(rng.integers(0, k, (14, 9)), 5, axis=1).astype(np.uint8)  # noqa: E731
-    true, pred = blocks(7), blocks(7)
-    true[3:5] = 255
-    true[0, :4] = 255  # a masked run at the start
-    true[-1] = rng.integers(0, 7, true.shape[1])  # a row whose class changes at every pixel
-    gates = np.stack([blocks(3), np.zeros_like(true), np.ones_like(true), blocks(2),
-                      rng.integers(0, 2, true.shape).astype(np.uint8)])
-    got = gated_confusions("FLOE", true, pred, gates)
-    assert len(got) == len(gates)
-    for g, cm in zip(gates, got):
-        np.testing.assert_array_equal(cm, ChartAccumulator("FLOE").add(true, pred, gate=g))
-    wide = [ChartAccumulator("FLOE").add(true, pred.astype(np.int64), gate=g) for g in gates]
-    for a, b in zip(gated_confusions("FLOE", true, pred.astype(np.int64), gates), wide):
-        np.testing.assert_array_equal(a, b)
-    assert all(cm.sum() == 0 for cm in gated_confusions("FLOE", true[:0], pred[:0], gates[:, :0]))
-    true[1, 1] = 9  # no FLOE class 9
-    with pytest.raises(ValueError, match="reference class 9 out of range"):
-        gated_confusions("FLOE", true, pred, gates)
-    with pytest.raises(ValueError, match="gates"):
-        gated_confusions("FLOE", true, pred, gates[:, :-1])
 
 
 def test_f1_with_absent_and_spurious_classes_equals_sklearn():
